@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "swunison",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "swunison", targets: ["swunison"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries, each behind one small target (wrapped in Swift in one place).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto"),
+        .systemLibrary(name: "CLibSSH", path: "Sources/CLibSSH", pkgConfig: "libssh"),
+        .target(name: "CSwunisonShims", path: "Sources/CSwunisonShims"),
+
+        // The engine, one module per concern.
+        .target(name: "SwunisonModel"),
+        .target(name: "SwunisonProfile", dependencies: ["SwunisonModel"]),
+        .target(name: "SwunisonStorage", dependencies: ["SwunisonModel", "CSQLite"]),
+        .target(name: "SwunisonFS", dependencies: ["SwunisonModel", "CSwunisonShims", "CCrypto"]),
+        .target(name: "SwunisonReconcile", dependencies: ["SwunisonModel"]),
+        .target(name: "SwunisonSSH", dependencies: ["CLibSSH"]),
+        .target(name: "SwunisonCore", dependencies: [
+            "SwunisonModel", "SwunisonProfile", "SwunisonStorage", "SwunisonFS", "SwunisonReconcile",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "SwunisonWire", dependencies: [
+            "SwunisonModel", "SwunisonCore", "SwunisonFS", "SwunisonStorage", "SwunisonSSH",
+        ]),
+
+        // The thin command-line front end.
+        .executableTarget(name: "swunison", dependencies: [
+            "SwunisonCore", "SwunisonProfile", "SwunisonWire", "SwunisonModel",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "SwunisonModelTests", dependencies: ["SwunisonModel"]),
+        .testTarget(name: "SwunisonProfileTests", dependencies: ["SwunisonProfile", "SwunisonModel"]),
+        .testTarget(name: "SwunisonStorageTests", dependencies: ["SwunisonStorage", "SwunisonModel"]),
+        .testTarget(name: "SwunisonFSTests", dependencies: ["SwunisonFS", "SwunisonModel"]),
+        .testTarget(name: "SwunisonReconcileTests", dependencies: ["SwunisonReconcile", "SwunisonModel"]),
+        .testTarget(name: "SwunisonCoreTests", dependencies: [
+            "SwunisonCore", "SwunisonModel", "SwunisonProfile", "SwunisonFS", "SwunisonStorage",
+        ]),
+        .testTarget(name: "SwunisonWireTests", dependencies: ["SwunisonWire", "SwunisonCore", "SwunisonModel"]),
+        .testTarget(name: "SwunisonSSHTests", dependencies: ["SwunisonSSH"]),
+        .testTarget(name: "SwunisonEndToEndTests", dependencies: ["SwunisonModel"]),
+    ]
+)

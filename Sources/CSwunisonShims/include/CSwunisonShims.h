@@ -1,0 +1,24 @@
+#ifndef CSWUNISON_SHIMS_H
+#define CSWUNISON_SHIMS_H
+// Plain prototypes for Linux calls that Swift's Glibc module hides (they need _GNU_SOURCE).
+// The definitions live in shims.c, which defines _GNU_SOURCE itself; this header must not,
+// or it clashes with other C modules' view of the system headers (see PLATFORM-NOTES §4).
+#include <stddef.h>
+#include <stdint.h>
+
+/// renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing the target.
+int swunison_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/// renameat2(2) with RENAME_EXCHANGE: atomically swaps the two names.
+int swunison_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/// getdents64(2): raw directory records into buf; returns bytes read, 0 at end, -1 with errno.
+long swunison_getdents64(int fd, void *buf, size_t count);
+/// UTIME_OMIT / UTIME_NOW for utimensat(2).
+long swunison_utime_omit(void);
+long swunison_utime_now(void);
+/// O_PATH and O_NOATIME open flags.
+int swunison_o_path(void);
+int swunison_o_noatime(void);
+/// syncfs(2).
+int swunison_syncfs(int fd);
+
+#endif

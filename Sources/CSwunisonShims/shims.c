@@ -1,0 +1,22 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "CSwunisonShims.h"
+
+int swunison_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+}
+int swunison_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_EXCHANGE);
+}
+long swunison_getdents64(int fd, void *buf, size_t count) {
+    return syscall(SYS_getdents64, fd, buf, count);
+}
+long swunison_utime_omit(void) { return UTIME_OMIT; }
+long swunison_utime_now(void) { return UTIME_NOW; }
+int swunison_o_path(void) { return O_PATH; }
+int swunison_o_noatime(void) { return O_NOATIME; }
+int swunison_syncfs(int fd) { return syncfs(fd); }

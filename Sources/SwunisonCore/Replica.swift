@@ -1,0 +1,164 @@
+import SwunisonModel
+
+/// The one interface to a copy of the tree.
+///
+/// `LocalReplica` implements it with system calls beneath a root directory; `RemoteReplica`
+/// (SwunisonWire) sends the same requests to `swunison server`, which serves them with its own
+/// `LocalReplica`. Reconcile and Propagate only ever see this protocol, so the engine is tested
+/// on two local directories and behaves the same over SSH.
+///
+/// Contract:
+/// - Paths are ``RelativePath``s, already validated; an implementation never touches anything
+///   outside its root and never follows a symlink inside it (Invariant 5).
+/// - Every mutating call names the entry it expects to find (`replacing:` / `expected:`). If the
+///   disk no longer matches (kind, size, mtime, inode, digest where known) the call throws
+///   ``ReplicaError/changedDuringSync(_:)`` and changes nothing (Invariant 2).
+/// - Calls may be issued concurrently; an implementation serialises what it must. Calls for a
+///   path are issued only after the calls for its parent directory have completed.
+/// - After any error the replica stays usable for other paths.
+public protocol Replica: AnyObject, Sendable {
+    /// How to name this replica to a user: the root as written in the profile.
+    var displayName: String { get }
+
+    /// Scans the replica and reports what differs from its baseline.
+    ///
+    /// When the replica's stored snapshot id equals `request.expectedSnapshot`, the baseline is
+    /// the replica's scan cache and only changed paths are reported (`result.isDelta == true`).
+    /// Otherwise every entry present is reported with `old == nil` and the caller compares with
+    /// its archive (`isDelta == false`). Batches arrive in walk order.
+    /// - Parameter sink: called with each batch of changes, in order, on an arbitrary thread.
+    func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult
+
+    /// Opens a file for reading after checking it still matches `expected` (Invariant 2).
+    func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader
+
+    /// Writes a file atomically (Invariant 1): temp file in the destination directory, content
+    /// checked against `entry.digest`, fsync, attributes, then rename over the target, which must
+    /// still match `replacing` (nil = must be absent). A replaced file is backed up first when
+    /// `backup` is true. Returns the entry now on disk, with its fingerprint.
+    func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
+                   replacing: Entry?, backup: Bool) async throws -> Entry
+
+    /// Creates a directory (or keeps an existing one) with `entry`'s attributes.
+    func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry
+
+    /// Creates a symlink atomically (temp name, then rename), replacing `replacing`.
+    func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry
+
+    /// Removes a file, symlink or empty directory that must still match `expected`, backing a
+    /// file up first when `backup` is true. Returns where the backup went, if one was made.
+    @discardableResult
+    func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String?
+
+    /// Keeps a copy of the current version of a file in the backup location (conflict losers:
+    /// Invariant 3) without changing it. Returns where the copy went.
+    func backup(_ path: RelativePath, expected: Entry) async throws -> String
+
+    /// Sets the selected attributes (mode, mtime, owner) without touching content.
+    func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry
+
+    /// Records the outcome of a run in the replica's scan cache: each path's new baseline entry
+    /// (nil = gone), then the new snapshot id. Called once, after propagation.
+    func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws
+
+    /// Ends the session with the replica (flushes, closes connections).
+    func close() async
+}
+
+/// A stream of file content, read in order.
+public protocol FileReader: AnyObject, Sendable {
+    /// The next chunk (at most about 1 MiB), or nil at the end of the file.
+    func read() async throws -> [UInt8]?
+    /// Releases the source (closes the file or cancels the transfer).
+    func close() async
+}
+
+/// What a scan should cover and how.
+public struct ScanRequest: Sendable {
+    /// Subtrees to scan (the profile's `path`); empty means the whole root.
+    public var paths: [RelativePath]
+    /// Ignore rules, as data so they can cross the wire: `ignore` and `ignorenot` patterns.
+    public var ignore: [String]
+    public var ignoreNot: [String]
+    /// The snapshot id the archive remembers for this replica; nil when there is none.
+    public var expectedSnapshot: UInt64?
+    /// Trust a cached digest when size, mtime, ctime and inode are unchanged.
+    public var fastcheck: Bool
+    /// Which attributes count as a change.
+    public var attributes: AttributeSelection
+    /// Identifies the root pair, so that one root synced with two peers keeps two caches.
+    public var cacheKey: String
+
+    public init(paths: [RelativePath] = [], ignore: [String] = [], ignoreNot: [String] = [],
+                expectedSnapshot: UInt64? = nil, fastcheck: Bool = true,
+                attributes: AttributeSelection = AttributeSelection(), cacheKey: String) {
+        self.paths = paths; self.ignore = ignore; self.ignoreNot = ignoreNot
+        self.expectedSnapshot = expectedSnapshot; self.fastcheck = fastcheck
+        self.attributes = attributes; self.cacheKey = cacheKey
+    }
+}
+
+/// How a scan went.
+public struct ScanResult: Sendable {
+    /// True when changes are relative to the matching snapshot; false when every entry was sent.
+    public var isDelta: Bool
+    /// Entries present on the replica (files, directories, symlinks) within the scanned paths.
+    public var entryCount: Int
+    /// Paths that could not be read; the scan went on without them. Their baseline stays as it was.
+    public var problems: [ScanProblem]
+
+    public init(isDelta: Bool, entryCount: Int, problems: [ScanProblem]) {
+        self.isDelta = isDelta; self.entryCount = entryCount; self.problems = problems
+    }
+}
+
+/// A path the scanner could not read (permission denied, vanished mid-read, I/O error).
+public struct ScanProblem: Sendable, Hashable, CustomStringConvertible {
+    public var path: RelativePath
+    public var message: String
+    public init(path: RelativePath, message: String) { self.path = path; self.message = message }
+    public var description: String { "\(path): \(message)" }
+}
+
+/// A new baseline row for one path after a run: the archived entry (nil = absent) with this
+/// replica's fingerprint when known.
+public struct BaselineUpdate: Sendable, Hashable {
+    public var path: RelativePath
+    public var entry: Entry?
+    public init(path: RelativePath, entry: Entry?) { self.path = path; self.entry = entry }
+}
+
+/// Why a replica operation failed. Per-path failures are reported in the run summary, not fatal.
+public enum ReplicaError: Error, Sendable, CustomStringConvertible {
+    /// The path no longer matches what the scan saw; nothing was changed (Invariant 2).
+    case changedDuringSync(RelativePath)
+    /// A system call failed on a path.
+    case system(path: RelativePath, operation: String, errno: Int32, message: String)
+    /// The copied content did not match the expected digest; the temp file was discarded.
+    case digestMismatch(RelativePath)
+    /// The root itself is missing, not a directory, or unreadable.
+    case badRoot(root: String, message: String)
+    /// The connection to a remote replica failed.
+    case connection(String)
+    /// Anything else, described.
+    case other(String)
+
+    public var description: String {
+        switch self {
+        case .changedDuringSync(let p): return "\(p): changed during sync, skipped (will be retried)"
+        case let .system(p, op, _, msg): return "\(p.isRoot ? "." : p.description): \(op) failed: \(msg)"
+        case .digestMismatch(let p): return "\(p): content changed while being copied, skipped"
+        case let .badRoot(root, msg): return "root \(root): \(msg)"
+        case .connection(let msg): return msg
+        case .other(let msg): return msg
+        }
+    }
+
+    /// Whether the failure is transient and the path is worth retrying in this run.
+    public var isRetryable: Bool {
+        switch self {
+        case .changedDuringSync, .digestMismatch, .connection: return true
+        default: return false
+        }
+    }
+}

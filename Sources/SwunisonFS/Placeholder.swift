@@ -1,0 +1,1 @@
+// SwunisonFS: module placeholder, replaced by the module's real files.

@@ -1,0 +1,150 @@
+/// What a path is on a replica. Absence is `nil` (an `Entry?`), never a kind.
+public enum EntryKind: UInt8, Sendable, Hashable, CustomStringConvertible {
+    case file = 1
+    case directory = 2
+    case symlink = 3
+
+    public var description: String {
+        switch self {
+        case .file: return "file"
+        case .directory: return "dir"
+        case .symlink: return "link"
+        }
+    }
+}
+
+/// A SHA-256 content digest, held inline (no allocation per entry).
+public struct Digest: Hashable, Sendable, CustomStringConvertible {
+    public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    }
+
+    /// Builds a digest from exactly 32 bytes (big-endian words); nil for any other length.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 32 else { return nil }
+        var words = [UInt64](repeating: 0, count: 4)
+        for (i, b) in bytes.enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
+        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+    }
+
+    /// The 32 digest bytes.
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        for w in [w0, w1, w2, w3] {
+            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: w >> UInt64(shift))) }
+        }
+        return out
+    }
+
+    /// Lower-case hex, as `sha256sum` prints it.
+    public var description: String {
+        let hex = Array("0123456789abcdef")
+        var s = ""
+        s.reserveCapacity(64)
+        for b in bytes { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 15)]) }
+        return s
+    }
+}
+
+/// Nanoseconds since the Unix epoch (the precision of `st_mtim`).
+public typealias Nanoseconds = Int64
+
+/// How a file looked to `stat` on one replica; used only to decide whether its digest can be
+/// trusted without rereading it (`fastcheck`). Never compared across replicas.
+public struct Fingerprint: Hashable, Sendable {
+    public var inode: UInt64
+    public var ctime: Nanoseconds
+    public var mtime: Nanoseconds
+    public var size: Int64
+
+    public init(inode: UInt64, ctime: Nanoseconds, mtime: Nanoseconds, size: Int64) {
+        self.inode = inode; self.ctime = ctime; self.mtime = mtime; self.size = size
+    }
+
+    /// A fingerprint that never matches: stored for files modified too recently to trust.
+    public static let untrusted = Fingerprint(inode: 0, ctime: -1, mtime: -1, size: -1)
+}
+
+/// The state of one path on one replica, as the scanner saw it or as the archive remembers it.
+///
+/// Entries are values: comparisons between replicas use ``sameContent(as:)`` (kind and content:
+/// digest or link target) and the attribute fields selected by the profile, never the fingerprint.
+public struct Entry: Hashable, Sendable {
+    public var kind: EntryKind
+    /// File size in bytes (0 for directories and symlinks).
+    public var size: Int64
+    /// Modification time in nanoseconds.
+    public var mtime: Nanoseconds
+    /// Permission bits (`st_mode & 0o7777`).
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Content digest of a file; nil for other kinds, or when not (yet) known.
+    public var digest: Digest?
+    /// Target of a symlink, raw bytes; nil for other kinds.
+    public var linkTarget: [UInt8]?
+    /// How the file looked to `stat` on the replica it came from (see ``Fingerprint``).
+    public var fingerprint: Fingerprint?
+
+    public init(kind: EntryKind, size: Int64 = 0, mtime: Nanoseconds = 0, mode: UInt32 = 0, uid: UInt32 = 0,
+                gid: UInt32 = 0, digest: Digest? = nil, linkTarget: [UInt8]? = nil, fingerprint: Fingerprint? = nil) {
+        self.kind = kind; self.size = size; self.mtime = mtime; self.mode = mode; self.uid = uid; self.gid = gid
+        self.digest = digest; self.linkTarget = linkTarget; self.fingerprint = fingerprint
+    }
+
+    /// Same kind and same content: digest for files (and size), target for symlinks; any two
+    /// directories have the same content (their children are compared separately).
+    public func sameContent(as other: Entry) -> Bool {
+        guard kind == other.kind else { return false }
+        switch kind {
+        case .file: return size == other.size && digest != nil && digest == other.digest
+        case .symlink: return linkTarget == other.linkTarget
+        case .directory: return true
+        }
+    }
+
+    /// This entry without its fingerprint (what is compared and archived as shared state).
+    public var withoutFingerprint: Entry {
+        var e = self
+        e.fingerprint = nil
+        return e
+    }
+}
+
+/// Which attributes take part in comparisons and are propagated, from the profile's
+/// `perms`, `owner`, `group` and `times` preferences.
+public struct AttributeSelection: Hashable, Sendable {
+    /// Permission bits that are synchronised (Unison's `perms`, default 0o1777); 0 = none.
+    public var permissionMask: UInt32
+    public var owner: Bool
+    public var group: Bool
+    /// File modification times (`times`, default true). Directory times are never synchronised.
+    public var times: Bool
+
+    public init(permissionMask: UInt32 = 0o1777, owner: Bool = false, group: Bool = false, times: Bool = true) {
+        self.permissionMask = permissionMask; self.owner = owner; self.group = group; self.times = times
+    }
+
+    /// Whether two entries of the same content agree on every selected attribute.
+    /// Symlinks have no attributes of their own here.
+    public func sameAttributes(_ a: Entry, _ b: Entry) -> Bool {
+        if a.kind == .symlink || b.kind == .symlink { return true }
+        if (a.mode & permissionMask) != (b.mode & permissionMask) { return false }
+        if owner && a.uid != b.uid { return false }
+        if group && a.gid != b.gid { return false }
+        if times && a.kind == .file && b.kind == .file && a.mtime != b.mtime { return false }
+        return true
+    }
+
+    /// Whether two entries are equal as far as synchronisation cares: content and selected attributes.
+    public func equivalent(_ a: Entry?, _ b: Entry?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): return true
+        case let (x?, y?): return x.sameContent(as: y) && sameAttributes(x, y)
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,46 @@
+/// One path whose state on a replica differs from the replica's baseline (its state after the
+/// last successful synchronisation), as a scan reports it.
+///
+/// A scan streams only these: in a run where nothing changed it reports nothing, so the cost of
+/// a no-change run is one stat walk per side and no reconciliation work.
+public struct ScanChange: Sendable, Hashable {
+    public var path: RelativePath
+    /// The baseline entry (the archive's state of this path), nil if the path was not there.
+    public var old: Entry?
+    /// The entry now on disk, nil if the path is gone.
+    public var new: Entry?
+
+    public init(path: RelativePath, old: Entry?, new: Entry?) {
+        self.path = path; self.old = old; self.new = new
+    }
+}
+
+/// One row of a replica's baseline (scan cache): the archived state of a path plus the
+/// fingerprint it had on this replica, which lets the scanner skip rereading unchanged files.
+public struct BaselineEntry: Sendable, Hashable {
+    public var path: RelativePath
+    public var entry: Entry
+
+    public init(path: RelativePath, entry: Entry) {
+        self.path = path; self.entry = entry
+    }
+}
+
+/// A cursor over baseline entries in walk order (see ``RelativePath``'s ordering).
+/// Implemented over SQLite by the storage module; an array works in tests.
+public protocol BaselineCursor {
+    /// The next entry in walk order, or nil at the end.
+    mutating func next() throws -> BaselineEntry?
+}
+
+/// A cursor over an array (tests and small inputs).
+public struct ArrayBaselineCursor: BaselineCursor {
+    private var entries: [BaselineEntry]
+    private var index = 0
+    public init(_ entries: [BaselineEntry]) { self.entries = entries.sorted { $0.path < $1.path } }
+    public mutating func next() throws -> BaselineEntry? {
+        guard index < entries.count else { return nil }
+        defer { index += 1 }
+        return entries[index]
+    }
+}

@@ -1,0 +1,1 @@
+// SwunisonProfile: module placeholder, replaced by the module's real files.

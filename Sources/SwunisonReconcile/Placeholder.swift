@@ -1,0 +1,1 @@
+// SwunisonReconcile: module placeholder, replaced by the module's real files.

@@ -1,0 +1,1 @@
+// SwunisonSSH: module placeholder, replaced by the module's real files.

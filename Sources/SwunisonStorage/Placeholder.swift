@@ -1,0 +1,1 @@
+// SwunisonStorage: module placeholder, replaced by the module's real files.

@@ -1,0 +1,1 @@
+// SwunisonWire: module placeholder, replaced by the module's real files.

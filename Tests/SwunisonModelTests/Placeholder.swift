@@ -1,0 +1,2 @@
+import Testing
+@Test func SwunisonModelTestsPlaceholder() { #expect(Bool(true)) }

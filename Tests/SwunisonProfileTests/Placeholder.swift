@@ -1,0 +1,2 @@
+import Testing
+@Test func SwunisonProfileTestsPlaceholder() { #expect(Bool(true)) }
