@@ -1,1 +1,0 @@
-// SwunisonFS: module placeholder, replaced by the module's real files.
