@@ -40,16 +40,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Helpers shared by the test targets: temp dirs, a private sshd, running the built binary.
+        .target(name: "SwunisonTestSupport", dependencies: ["SwunisonModel"], path: "Tests/SwunisonTestSupport"),
+
         .testTarget(name: "SwunisonModelTests", dependencies: ["SwunisonModel"]),
         .testTarget(name: "SwunisonProfileTests", dependencies: ["SwunisonProfile", "SwunisonModel"]),
         .testTarget(name: "SwunisonStorageTests", dependencies: ["SwunisonStorage", "SwunisonModel"]),
         .testTarget(name: "SwunisonFSTests", dependencies: ["SwunisonFS", "SwunisonModel"]),
         .testTarget(name: "SwunisonReconcileTests", dependencies: ["SwunisonReconcile", "SwunisonModel"]),
         .testTarget(name: "SwunisonCoreTests", dependencies: [
-            "SwunisonCore", "SwunisonModel", "SwunisonProfile", "SwunisonFS", "SwunisonStorage",
+            "SwunisonCore", "SwunisonModel", "SwunisonProfile", "SwunisonFS", "SwunisonStorage", "SwunisonTestSupport",
         ]),
-        .testTarget(name: "SwunisonWireTests", dependencies: ["SwunisonWire", "SwunisonCore", "SwunisonModel"]),
-        .testTarget(name: "SwunisonSSHTests", dependencies: ["SwunisonSSH"]),
-        .testTarget(name: "SwunisonEndToEndTests", dependencies: ["SwunisonModel"]),
+        .testTarget(name: "SwunisonWireTests", dependencies: [
+            "SwunisonWire", "SwunisonCore", "SwunisonModel", "SwunisonFS", "SwunisonSSH", "SwunisonTestSupport",
+        ]),
+        .testTarget(name: "SwunisonSSHTests", dependencies: ["SwunisonSSH", "SwunisonTestSupport"]),
+        .testTarget(name: "SwunisonEndToEndTests", dependencies: ["SwunisonModel", "SwunisonTestSupport"]),
     ]
 )
