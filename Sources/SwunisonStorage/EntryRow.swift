@@ -1,0 +1,199 @@
+import SwunisonModel
+
+/// Which columns an entry row has: the archive stores shared state only, a scan cache adds the
+/// fingerprint this replica saw.
+enum RowLayout: Sendable {
+    case archive
+    case scanCache
+
+    /// Column names after `path`, in bind/read order.
+    var columns: String {
+        switch self {
+        case .archive: return "kind, size, mtime, mode, uid, gid, digest, link_target"
+        case .scanCache: return "kind, size, mtime, mode, uid, gid, digest, link_target, inode, ctime, fp_mtime, fp_size"
+        }
+    }
+
+    /// Number of columns after `path`.
+    var columnCount: Int32 { self == .archive ? 8 : 12 }
+
+    /// `?, ?, ...` for `path` plus the entry columns.
+    var placeholders: String { Array(repeating: "?", count: Int(columnCount) + 1).joined(separator: ", ") }
+
+    /// The `entries` table. Rows are keyed by `RelativePath.sortKey`, so the primary key's
+    /// `memcmp` order is the walk order and cursors merge with the scanner's stream.
+    var createTable: String {
+        let fingerprint = self == .scanCache ? """
+            ,
+                inode INTEGER, ctime INTEGER, fp_mtime INTEGER, fp_size INTEGER
+            """ : ""
+        return """
+            CREATE TABLE entries(
+                path BLOB NOT NULL PRIMARY KEY,
+                kind INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+                mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+                digest BLOB, link_target BLOB\(fingerprint)
+            ) WITHOUT ROWID;
+            """
+    }
+}
+
+/// Entry <-> row encoding shared by the archive and the scan caches.
+///
+/// Unsigned values (`mode`, `uid`, `gid`, `inode`) are stored as their bit patterns in INTEGER
+/// columns. Reading validates every field, so a damaged or foreign row becomes a `StorageError`
+/// naming the file instead of a crash or a wrong decision.
+enum EntryRow {
+    /// Binds `path` then `entry`'s columns, starting at parameter 1.
+    static func bind(path: RelativePath, entry: Entry, layout: RowLayout, to stmt: Statement) throws(StorageError) {
+        try stmt.bind(path.sortKey, at: 1)
+        try bind(entry, layout: layout, to: stmt, from: 2)
+    }
+
+    /// Binds `entry`'s columns starting at parameter `first`.
+    static func bind(_ entry: Entry, layout: RowLayout, to stmt: Statement, from first: Int32) throws(StorageError) {
+        try stmt.bind(Int64(entry.kind.rawValue), at: first)
+        try stmt.bind(entry.size, at: first + 1)
+        try stmt.bind(entry.mtime, at: first + 2)
+        try stmt.bind(Int64(entry.mode), at: first + 3)
+        try stmt.bind(Int64(entry.uid), at: first + 4)
+        try stmt.bind(Int64(entry.gid), at: first + 5)
+        try stmt.bind(entry.digest?.bytes, at: first + 6)
+        try stmt.bind(entry.linkTarget, at: first + 7)
+        if layout == .scanCache { try bind(entry.fingerprint, to: stmt, from: first + 8) }
+    }
+
+    /// Binds a fingerprint's four columns (all NULL for nil) starting at parameter `first`.
+    static func bind(_ fingerprint: Fingerprint?, to stmt: Statement, from first: Int32) throws(StorageError) {
+        try stmt.bind(fingerprint.map { Int64(bitPattern: $0.inode) }, at: first)
+        try stmt.bind(fingerprint?.ctime, at: first + 1)
+        try stmt.bind(fingerprint?.mtime, at: first + 2)
+        try stmt.bind(fingerprint?.size, at: first + 3)
+    }
+
+    /// Reads the path in column `column` and the entry in the columns after it.
+    static func read(_ stmt: Statement, layout: RowLayout, column: Int32 = 0) throws(StorageError) -> BaselineEntry {
+        let path = try readPath(stmt, column: column)
+        return BaselineEntry(path: path, entry: try readEntry(stmt, layout: layout, from: column + 1, path: path))
+    }
+
+    /// Reads a path stored as its sort key.
+    static func readPath(_ stmt: Statement, column: Int32) throws(StorageError) -> RelativePath {
+        guard let key = stmt.blob(at: column) else {
+            throw stmt.database.invalidRow("a row has a NULL path")
+        }
+        do {
+            return try RelativePath(sortKey: key)
+        } catch {
+            throw stmt.database.invalidRow("invalid path: \(error)")
+        }
+    }
+
+    /// Reads an entry whose first column is `first`; `path` is only used in messages.
+    static func readEntry(_ stmt: Statement, layout: RowLayout, from first: Int32, path: RelativePath) throws(StorageError) -> Entry {
+        let db = stmt.database
+        let rawKind = stmt.int64(at: first)
+        guard let byte = UInt8(exactly: rawKind), let kind = EntryKind(rawValue: byte) else {
+            throw db.invalidRow("path '\(path)': unknown kind \(rawKind)")
+        }
+        func unsigned32(_ column: Int32, _ name: String) throws(StorageError) -> UInt32 {
+            let value = stmt.int64(at: column)
+            guard let v = UInt32(exactly: value) else { throw db.invalidRow("path '\(path)': \(name) \(value) out of range") }
+            return v
+        }
+        let mode = try unsigned32(first + 3, "mode")
+        let uid = try unsigned32(first + 4, "uid")
+        let gid = try unsigned32(first + 5, "gid")
+        var digest: Digest?
+        if !stmt.isNull(at: first + 6) {
+            let bytes = stmt.blob(at: first + 6) ?? []
+            guard let d = Digest(bytes: bytes) else {
+                throw db.invalidRow("path '\(path)': digest of \(bytes.count) bytes instead of 32")
+            }
+            digest = d
+        }
+        var entry = Entry(kind: kind, size: stmt.int64(at: first + 1), mtime: stmt.int64(at: first + 2),
+                          mode: mode, uid: uid, gid: gid, digest: digest, linkTarget: stmt.blob(at: first + 7))
+        if layout == .scanCache {
+            let parts = (first + 8...first + 11).map { stmt.optionalInt64(at: $0) }
+            if let inode = parts[0], let ctime = parts[1], let mtime = parts[2], let size = parts[3] {
+                entry.fingerprint = Fingerprint(inode: UInt64(bitPattern: inode), ctime: ctime, mtime: mtime, size: size)
+            } else if parts.contains(where: { $0 != nil }) {
+                throw db.invalidRow("path '\(path)': incomplete fingerprint")
+            }
+        }
+        return entry
+    }
+}
+
+/// A half-open range of sort keys, `lower ..< upper` (no upper bound when nil).
+struct KeyRange: Sendable, Equatable {
+    var lower: [UInt8]
+    var upper: [UInt8]?
+
+    /// `path` and everything beneath it: keys `k` with `k == p` or `p + 0x00 <= k < p + 0x01`, which
+    /// is exactly `p <= k < p + 0x01` since no key continues `p` with a byte below 0x01 other than NUL.
+    static func subtree(_ path: RelativePath) -> KeyRange {
+        if path.isRoot { return KeyRange(lower: [], upper: nil) }
+        let key = path.sortKey
+        return KeyRange(lower: key, upper: key + [0x01])
+    }
+
+    /// Everything strictly beneath `path`.
+    static func descendants(_ path: RelativePath) -> KeyRange {
+        if path.isRoot { return KeyRange(lower: [0x00], upper: nil) }
+        let key = path.sortKey
+        return KeyRange(lower: key + [0x00], upper: key + [0x01])
+    }
+
+    /// The subtrees of `paths`, sorted, with overlaps removed, so reading them one after the
+    /// other yields walk order. Empty `paths` means the whole tree.
+    static func covering(_ paths: [RelativePath]) -> [KeyRange] {
+        roots(of: paths).map(subtree)
+    }
+
+    /// `paths` sorted in walk order, without any path that lies beneath another; `[.root]` if empty.
+    static func roots(of paths: [RelativePath]) -> [RelativePath] {
+        if paths.isEmpty { return [.root] }
+        var result: [RelativePath] = []
+        for p in paths.sorted() where !(result.last.map { p.isDescendant(orEqualTo: $0) } ?? false) {
+            result.append(p)
+        }
+        return result
+    }
+}
+
+/// Prepared statements over a range of keys: one for bounded ranges, one for "to the end".
+struct RangeStatements {
+    let bounded: Statement
+    let unbounded: Statement
+
+    /// - Parameter sql: SQL with `%RANGE%` where the path condition goes, using `?1` and `?2`.
+    init(_ database: Database, _ sql: String) throws(StorageError) {
+        bounded = try database.prepare(sql.replacingOccurrences("%RANGE%", with: "path >= ?1 AND path < ?2"))
+        unbounded = try database.prepare(sql.replacingOccurrences("%RANGE%", with: "path >= ?1"))
+    }
+
+    /// The statement for `range`, reset and with the range bound.
+    func bound(to range: KeyRange) throws(StorageError) -> Statement {
+        let stmt = range.upper == nil ? unbounded : bounded
+        stmt.reset()
+        try stmt.bind(range.lower, at: 1)
+        if let upper = range.upper { try stmt.bind(upper, at: 2) }
+        return stmt
+    }
+}
+
+extension String {
+    /// `self` with every occurrence of `target` replaced (no Foundation here).
+    func replacingOccurrences(_ target: String, with replacement: String) -> String {
+        var out = ""
+        var rest = self[...]
+        while let r = rest.firstRange(of: target) {
+            out += rest[..<r.lowerBound]
+            out += replacement
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
+    }
+}

@@ -1,1 +1,0 @@
-// SwunisonStorage: module placeholder, replaced by the module's real files.

@@ -1,0 +1,189 @@
+import Glibc
+import SwunisonModel
+
+/// A replica's scan cache (its *baseline*): per path the archived entry plus the fingerprint the
+/// file had on this replica, so the scanner can trust a digest without rereading the file, and
+/// the snapshot id of the run that last committed it.
+///
+/// The snapshot id links the cache to the client's archive: when it equals the id the archive
+/// expects, the cache *is* the baseline and the scan can report only changes. A crash between
+/// the cache's commit and the archive's leaves the ids different, so the next run falls back to
+/// a full scan and converges (Invariant 4).
+///
+/// Concurrency rule: one owner at a time (see ``Database``). Cursors read through a separate
+/// connection, so a cursor may stay open while ``replaceAll(with:under:)`` or a ``CacheRewrite``
+/// writes: it keeps seeing the content as it was when it started (WAL read snapshot).
+public final class ScanCache: @unchecked Sendable {
+    /// The connection that writes (and serves lookups).
+    public let database: Database
+    private let reader: Database
+    private let table: EntryTable
+    private let meta: MetaTable
+
+    /// The schema, oldest step first. Append only; never edit a released step.
+    public static let migrations: [Migration] = [
+        Migration("create entries and meta", sql: RowLayout.scanCache.createTable + MetaTable.createTable),
+    ]
+
+    static let snapshotKey = "snapshot"
+
+    private init(database: Database, reader: Database) throws(StorageError) {
+        self.database = database
+        self.reader = reader
+        table = try EntryTable(database: database, layout: .scanCache)
+        meta = try MetaTable(database: database)
+    }
+
+    /// Opens the scan cache at `path`, creating it (and its schema) if needed.
+    /// - Throws: `StorageError`: `.unreadable` for a damaged or foreign file, `.newerSchema`
+    ///   for a cache written by a newer swunison.
+    public static func open(path: String) throws(StorageError) -> ScanCache {
+        let database = try Database(path: path, role: .scanCache)
+        try database.migrate(migrations)
+        let reader = try Database(path: path, role: .scanCache)
+        try reader.execute("PRAGMA query_only = 1")
+        return try ScanCache(database: database, reader: reader)
+    }
+
+    /// The file, as given to ``open(path:)``.
+    public var path: String { database.path }
+
+    /// The snapshot id of the last committed run; nil when the cache content is not a committed
+    /// baseline (new cache, or replaced by a full scan and not committed since).
+    public var snapshot: UInt64? {
+        get throws(StorageError) { try meta.snapshot(Self.snapshotKey) }
+    }
+
+    /// The entries beneath `paths` (all when empty), in walk order, streamed.
+    public func cursor(under paths: [RelativePath] = []) throws(StorageError) -> EntryCursor {
+        try EntryCursor(database: reader, layout: .scanCache, under: paths)
+    }
+
+    /// The stored entry (with fingerprint) for one path. For a whole scan use ``cursor(under:)``:
+    /// one query per path costs far more than a merge.
+    public func lookup(_ path: RelativePath) throws(StorageError) -> Entry? {
+        try table.lookup(path)
+    }
+
+    /// Number of stored entries.
+    public var entryCount: Int {
+        get throws(StorageError) { try table.count() }
+    }
+
+    /// Replaces everything beneath `paths` (all when empty) by `entries`, in one transaction,
+    /// and clears the snapshot id: used after a full scan, whose result is not a committed
+    /// baseline until the run commits. `entries` is consumed lazily, row by row.
+    /// Entries should lie beneath `paths`; others are stored too.
+    public func replaceAll(with entries: some Sequence<BaselineEntry>, under paths: [RelativePath] = []) throws(StorageError) {
+        let rewrite = try beginRewrite(under: paths)
+        try rewrite.add(entries)
+        try rewrite.commit()
+    }
+
+    /// Starts replacing the content beneath `paths` batch by batch, for a scanner that produces
+    /// its entries over time: the old rows are deleted and the snapshot cleared inside one open
+    /// transaction; ``CacheRewrite/commit()`` makes it visible, dropping the rewrite rolls it back.
+    /// Only the rewrite may write to this cache until then.
+    public func beginRewrite(under paths: [RelativePath] = []) throws(StorageError) -> CacheRewrite {
+        try CacheRewrite(table: table, meta: meta, paths: paths)
+    }
+
+    /// Records a run's outcome: each path's new entry (nil removes the path and everything
+    /// beneath it), applied in order, and the new snapshot id, in one transaction (Invariant 4).
+    public func apply(_ updates: [(RelativePath, Entry?)], snapshot: UInt64) throws(StorageError) {
+        try database.transaction { () throws(StorageError) in
+            for (path, entry) in updates { try table.apply(path, entry) }
+            try meta.setSnapshot(Self.snapshotKey, snapshot)
+        }
+    }
+
+    /// Stores new fingerprints for rows whose content and attributes did not change (a file
+    /// rehashed after a `touch`, a copy with a new inode), keeping everything else and the
+    /// snapshot id. Rows not in the cache are ignored; a row without fingerprint clears it.
+    public func refreshFingerprints(_ rows: [BaselineEntry]) throws(StorageError) {
+        guard !rows.isEmpty else { return }
+        let update = try database.prepare("UPDATE entries SET inode = ?1, ctime = ?2, fp_mtime = ?3, fp_size = ?4 WHERE path = ?5")
+        try database.transaction { () throws(StorageError) in
+            for row in rows {
+                try EntryRow.bind(row.entry.fingerprint, to: update, from: 1)
+                try update.bind(row.path.sortKey, at: 5)
+                try update.run()
+            }
+        }
+    }
+
+    /// Deletes a scan cache file with its `-wal` and `-shm` companions (a missing file is fine).
+    public static func removeFile(at path: String) throws(StorageError) {
+        try StoreFiles.remove(path, role: .scanCache)
+    }
+}
+
+/// A replacement of a scan cache's content in progress (see ``ScanCache/beginRewrite(under:)``).
+/// Holds the write transaction; rolls back in `deinit` unless committed.
+public final class CacheRewrite: @unchecked Sendable {
+    private let table: EntryTable
+    private var isOpen: Bool
+
+    init(table: EntryTable, meta: MetaTable, paths: [RelativePath]) throws(StorageError) {
+        self.table = table
+        try table.database.execute("BEGIN IMMEDIATE")
+        isOpen = true
+        do {
+            for range in KeyRange.covering(paths) { try table.delete(range) }
+            try meta.setSnapshot(ScanCache.snapshotKey, nil)
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
+    deinit { rollback() }
+
+    /// Adds entries (inserting or replacing rows); rolls everything back if a write fails.
+    public func add(_ entries: some Sequence<BaselineEntry>) throws(StorageError) {
+        guard isOpen else { throw closedError() }
+        do {
+            for e in entries { try table.upsert(e.path, e.entry) }
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
+    /// Commits the new content (snapshot id stays nil until the run's ``ScanCache/apply(_:snapshot:)``).
+    public func commit() throws(StorageError) {
+        guard isOpen else { throw closedError() }
+        do {
+            try table.database.execute("COMMIT")
+            isOpen = false
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
+    /// Abandons the rewrite; the cache keeps its previous content and snapshot id.
+    public func rollback() {
+        guard isOpen else { return }
+        isOpen = false
+        if table.database.isInTransaction { try? table.database.execute("ROLLBACK") }
+    }
+
+    private func closedError() -> StorageError {
+        StorageError(.sqlite, role: .scanCache, file: table.database.path,
+                     message: "the rewrite was already committed or rolled back")
+    }
+}
+
+/// Removal of a database file and its SQLite companions.
+enum StoreFiles {
+    static func remove(_ path: String, role: StoreRole) throws(StorageError) {
+        for file in [path, path + "-wal", path + "-shm", path + "-journal"] {
+            if unlink(file) != 0 && errno != ENOENT {
+                let e = errno
+                throw StorageError(.system(errno: e), role: role, file: file,
+                                   message: "cannot remove it: \(String(cString: strerror(e)))")
+            }
+        }
+    }
+}
