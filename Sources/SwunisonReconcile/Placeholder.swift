@@ -1,1 +1,0 @@
-// SwunisonReconcile: module placeholder, replaced by the module's real files.
