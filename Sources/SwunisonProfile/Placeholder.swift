@@ -1,1 +1,0 @@
-// SwunisonProfile: module placeholder, replaced by the module's real files.

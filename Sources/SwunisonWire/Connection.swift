@@ -1,0 +1,122 @@
+import Glibc
+import Synchronization
+import SwunisonModel
+
+/// Writes frames to a stream from any number of tasks, one frame at a time, so frames never
+/// interleave. Blocks while the peer's window is full: that is the protocol's backpressure.
+final class FrameSender: Sendable {
+    let stream: any ByteStream
+    private let encoder = FrameEncoder()
+    private let lock = Mutex<Bool>(false)  // true once the stream failed
+
+    init(stream: any ByteStream) { self.stream = stream }
+
+    /// Encodes and writes one frame.
+    /// - Throws: ``WireError`` for an oversized frame, or the stream's error.
+    func send(_ frame: Frame) throws {
+        let bytes = try encoder.encode(frame)
+        try send(raw: bytes)
+    }
+
+    /// Writes already encoded frame bytes.
+    func send(raw bytes: [UInt8]) throws {
+        try lock.withLock { failed in
+            if failed { throw WireError.peerClosed("stream already failed") }
+            do {
+                try bytes.withUnsafeBytes { try stream.write($0) }
+            } catch {
+                failed = true
+                throw error
+            }
+        }
+    }
+}
+
+/// Reads frames from a stream on a dedicated thread and hands each to `deliver`; the thread
+/// never blocks on anything but the stream's `read`, so replies always drain (no deadlock
+/// between two peers that are both writing).
+struct FrameReceiver {
+    /// Runs the read loop on a new thread. `deliver` runs on that thread for each frame, in order;
+    /// `finish` runs once, with nil at a clean end of stream or the error that ended it.
+    static func start(stream: any ByteStream, name: String,
+                      deliver: @escaping @Sendable (Frame) throws -> Void,
+                      finish: @escaping @Sendable ((any Error)?) -> Void) {
+        startThread(name: name) {
+            var buffer = InputBuffer()
+            let decoder = FrameDecoder()
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
+            defer { scratch.deallocate() }
+            do {
+                while true {
+                    let n = try stream.read(into: scratch)
+                    if n == 0 {
+                        while let frame = try decoder.decodeLast(buffer: &buffer) { try deliver(frame) }
+                        finish(nil)
+                        return
+                    }
+                    buffer.append(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                    while let frame = try decoder.decode(buffer: &buffer) { try deliver(frame) }
+                }
+            } catch {
+                finish(error)
+            }
+        }
+    }
+}
+
+private final class ThreadBody {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
+
+/// Starts a detached POSIX thread (the reader threads must not occupy Swift's cooperative pool,
+/// which has only as many threads as cores). The corresponding C function is `pthread_create`.
+func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        guard let raw else { return nil }
+        Unmanaged<ThreadBody>.fromOpaque(raw).takeRetainedValue().run()
+        return nil
+    }, box)
+    guard rc == 0 else {
+        // Without its reader thread a connection cannot work at all.
+        Unmanaged<ThreadBody>.fromOpaque(box).release()
+        fatalError("pthread_create failed: \(String(cString: strerror(rc)))")
+    }
+    pthread_detach(thread)
+}
+
+/// The protocol versions this build speaks, and the test hook that changes them.
+public enum ProtocolVersions {
+    /// Versions this release implements.
+    public static let supported: ClosedRange<UInt16> = 1...1
+    /// Features this release offers (both sides must list one to use it).
+    public static let features: [String] = ["notice"]
+    /// Test hook: when set to N, this side claims to speak only version N.
+    public static let environmentVariable = "SWUNISON_TEST_PROTOCOL_VERSION"
+
+    /// ``supported``, or the single version named by ``environmentVariable`` when it is set.
+    public static func fromEnvironment() -> ClosedRange<UInt16> {
+        guard let raw = getenv(environmentVariable), let v = UInt16(String(cString: raw)) else { return supported }
+        return v...v
+    }
+
+    /// The version both sides speak (the highest common one).
+    /// - Throws: ``WireError/versionMismatch(local:remote:peer:)`` when the ranges do not overlap.
+    public static func negotiate(local: ClosedRange<UInt16>, remote: ClosedRange<UInt16>,
+                                 peer: String) throws(WireError) -> UInt16 {
+        let high = min(local.upperBound, remote.upperBound)
+        guard high >= max(local.lowerBound, remote.lowerBound) else {
+            throw .versionMismatch(local: local, remote: remote, peer: peer)
+        }
+        return high
+    }
+}
+
+/// Describes the connection when it fails (a child's stderr, an SSH channel's exit status), so
+/// that "connection lost" can say why.
+public protocol StreamDiagnostics: AnyObject {
+    /// The last lines the far side printed on its error output, or "" when none.
+    var diagnostics: String { get }
+}

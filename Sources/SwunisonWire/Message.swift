@@ -1,0 +1,256 @@
+import SwunisonCore
+import SwunisonModel
+
+/// The first message each way: who we are and which protocol versions we speak.
+public struct Hello: Sendable, Equatable {
+    /// The eight bytes every hello starts with.
+    public static let magic: [UInt8] = Array("SWUNISON".utf8)
+
+    public var versions: ClosedRange<UInt16>
+    /// Optional capabilities, by name; a side uses one only when both list it.
+    public var features: [String]
+
+    public init(versions: ClosedRange<UInt16>, features: [String]) {
+        self.versions = versions; self.features = features
+    }
+}
+
+/// Which replica the server should serve: the first request after the hellos.
+public struct ReplicaSpec: Sendable, Equatable {
+    /// The root directory on the server's host, as written in the profile.
+    public var root: String
+    /// Where the server keeps backups; nil = its default location.
+    public var backupDirectory: String?
+    /// How many generations of backups to keep (`maxbackups`).
+    public var maxBackups: Int
+
+    public init(root: String, backupDirectory: String? = nil, maxBackups: Int = 2) {
+        self.root = root; self.backupDirectory = backupDirectory; self.maxBackups = maxBackups
+    }
+}
+
+/// What a mutating request carries besides its kind: the path, the wanted entry, what it must
+/// replace (Invariant 2) and whether to keep a backup of what it replaces.
+public struct Placement: Sendable, Hashable {
+    public var path: RelativePath
+    public var entry: Entry
+    public var replacing: Entry?
+    public var backup: Bool
+
+    public init(path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) {
+        self.path = path; self.entry = entry; self.replacing = replacing; self.backup = backup
+    }
+}
+
+/// Every message of protocol version 1, in both directions. PROTOCOL.md gives each one's
+/// type byte, direction and fields; the type byte is ``Message/type``.
+public enum Message: Sendable {
+    // Handshake and control (either direction).
+    case hello(Hello)
+    /// The sender is closing the connection because of `reason` (request id 0).
+    case fatal(String)
+
+    // Requests, client to server.
+    case open(ReplicaSpec)
+    case scan(ScanRequest)
+    /// Opens a file and streams it back; `window` is how many bytes may be in flight unacknowledged.
+    case openFile(path: RelativePath, expected: Entry, window: UInt32)
+    /// Starts a file write; `data` is the first content, `isComplete` says it is all of it.
+    case writeFile(Placement, data: [UInt8], isComplete: Bool)
+    case makeDirectory(Placement)
+    case makeSymlink(Placement)
+    case remove(path: RelativePath, expected: Entry, backup: Bool)
+    case backup(path: RelativePath, expected: Entry)
+    case setAttributes(path: RelativePath, expected: Entry, to: Entry)
+    /// Part of a commitBaseline request's updates; any number precede the ``commitBaseline(snapshot:)``.
+    case baselineBatch([BaselineUpdate])
+    case commitBaseline(snapshot: UInt64)
+    case shutdown
+
+    // Stream control, client to server (request id of the stream).
+    case writeChunk([UInt8])
+    case writeEnd
+    case writeAbort(String)
+    case readCredit(UInt32)
+    case cancel
+
+    // Replies and server pushes.
+    case ok
+    case entry(Entry)
+    case backupLocation(String?)
+    case failure(ReplicaError)
+    case scanBatch([ScanChange])
+    case scanDone(ScanResult)
+    case fileChunk([UInt8])
+    case fileEnd
+    case writeCredit(UInt32)
+    /// Unsolicited, request id 0: a line for the client's log.
+    case notice(String)
+
+    /// The type byte that starts the frame payload.
+    public var type: UInt8 {
+        switch self {
+        case .hello: return 0x01
+        case .fatal: return 0x02
+        case .open: return 0x10
+        case .scan: return 0x11
+        case .openFile: return 0x12
+        case .writeFile: return 0x13
+        case .makeDirectory: return 0x14
+        case .makeSymlink: return 0x15
+        case .remove: return 0x16
+        case .backup: return 0x17
+        case .setAttributes: return 0x18
+        case .baselineBatch: return 0x19
+        case .commitBaseline: return 0x1A
+        case .shutdown: return 0x1B
+        case .writeChunk: return 0x20
+        case .writeEnd: return 0x21
+        case .writeAbort: return 0x22
+        case .readCredit: return 0x23
+        case .cancel: return 0x24
+        case .ok: return 0x40
+        case .entry: return 0x41
+        case .backupLocation: return 0x42
+        case .failure: return 0x43
+        case .scanBatch: return 0x44
+        case .scanDone: return 0x45
+        case .fileChunk: return 0x46
+        case .fileEnd: return 0x47
+        case .writeCredit: return 0x48
+        case .notice: return 0x49
+        }
+    }
+
+    /// The message's name as PROTOCOL.md spells it, for errors and logs.
+    public var name: String {
+        switch self {
+        case .hello: return "hello"
+        case .fatal: return "fatal"
+        case .open: return "open"
+        case .scan: return "scan"
+        case .openFile: return "openFile"
+        case .writeFile: return "writeFile"
+        case .makeDirectory: return "makeDirectory"
+        case .makeSymlink: return "makeSymlink"
+        case .remove: return "remove"
+        case .backup: return "backup"
+        case .setAttributes: return "setAttributes"
+        case .baselineBatch: return "baselineBatch"
+        case .commitBaseline: return "commitBaseline"
+        case .shutdown: return "shutdown"
+        case .writeChunk: return "writeChunk"
+        case .writeEnd: return "writeEnd"
+        case .writeAbort: return "writeAbort"
+        case .readCredit: return "readCredit"
+        case .cancel: return "cancel"
+        case .ok: return "ok"
+        case .entry: return "entry"
+        case .backupLocation: return "backupLocation"
+        case .failure: return "failure"
+        case .scanBatch: return "scanBatch"
+        case .scanDone: return "scanDone"
+        case .fileChunk: return "fileChunk"
+        case .fileEnd: return "fileEnd"
+        case .writeCredit: return "writeCredit"
+        case .notice: return "notice"
+        }
+    }
+
+    /// Appends the message body (everything after the type byte and request id).
+    public func encodeBody(into w: inout WireWriter) {
+        switch self {
+        case .hello(let h):
+            for b in Hello.magic { w.u8(b) }
+            w.u16(h.versions.lowerBound); w.u16(h.versions.upperBound)
+            w.count(h.features.count); for f in h.features { w.string(f) }
+        case .fatal(let s), .writeAbort(let s), .notice(let s): w.string(s)
+        case .open(let spec):
+            w.string(spec.root); w.optionalString(spec.backupDirectory); w.count(max(spec.maxBackups, 0))
+        case .scan(let r): w.scanRequest(r)
+        case let .openFile(path, expected, window): w.path(path); w.entry(expected); w.u32(window)
+        case let .writeFile(p, data, isComplete): Self.placement(p, into: &w); w.bool(isComplete); w.blob(data)
+        case .makeDirectory(let p), .makeSymlink(let p): Self.placement(p, into: &w)
+        case let .remove(path, expected, backup): w.path(path); w.entry(expected); w.bool(backup)
+        case let .backup(path, expected): w.path(path); w.entry(expected)
+        case let .setAttributes(path, expected, to): w.path(path); w.entry(expected); w.entry(to)
+        case .baselineBatch(let updates): w.count(updates.count); for u in updates { w.baselineUpdate(u) }
+        case .commitBaseline(let s): w.u64(s)
+        case .shutdown, .writeEnd, .cancel, .ok, .fileEnd: break
+        case .writeChunk(let d), .fileChunk(let d): w.blob(d)
+        case .readCredit(let n), .writeCredit(let n): w.u32(n)
+        case .entry(let e): w.entry(e)
+        case .backupLocation(let s): w.optionalString(s)
+        case .failure(let e): w.replicaError(e)
+        case .scanBatch(let changes): w.count(changes.count); for c in changes { w.change(c) }
+        case .scanDone(let r): w.scanResult(r)
+        }
+    }
+
+    private static func placement(_ p: Placement, into w: inout WireWriter) {
+        w.path(p.path); w.entry(p.entry); w.optionalEntry(p.replacing); w.bool(p.backup)
+    }
+
+    private static func placement(from r: inout WireReader) throws(WireError) -> Placement {
+        Placement(path: try r.path(), entry: try r.entry(), replacing: try r.optionalEntry(), backup: try r.bool())
+    }
+
+    /// Decodes a body of message type `type`; the reader must be exactly consumed.
+    public static func decodeBody(type: UInt8, from r: inout WireReader) throws(WireError) -> Message {
+        let m: Message
+        switch type {
+        case 0x01:
+            var magic: [UInt8] = []
+            for _ in 0..<Hello.magic.count { magic.append(try r.u8()) }
+            guard magic == Hello.magic else { throw .notSwunison(received: PathComponent.display(magic[...])) }
+            let lo = try r.u16(), hi = try r.u16()
+            guard lo <= hi else { throw .malformed("hello version range \(lo)-\(hi)") }
+            var features: [String] = []
+            for _ in 0..<(try r.count()) { features.append(try r.string()) }
+            m = .hello(Hello(versions: lo...hi, features: features))
+        case 0x02: m = .fatal(try r.string())
+        case 0x10:
+            let root = try r.string(), dir = try r.optionalString(), n = try r.varint()
+            guard n <= 1_000_000 else { throw .malformed("maxbackups \(n)") }
+            m = .open(ReplicaSpec(root: root, backupDirectory: dir, maxBackups: Int(n)))
+        case 0x11: m = .scan(try r.scanRequest())
+        case 0x12: m = .openFile(path: try r.path(), expected: try r.entry(), window: try r.u32())
+        case 0x13:
+            let p = try placement(from: &r)
+            let complete = try r.bool()
+            m = .writeFile(p, data: try r.blob(), isComplete: complete)
+        case 0x14: m = .makeDirectory(try placement(from: &r))
+        case 0x15: m = .makeSymlink(try placement(from: &r))
+        case 0x16: m = .remove(path: try r.path(), expected: try r.entry(), backup: try r.bool())
+        case 0x17: m = .backup(path: try r.path(), expected: try r.entry())
+        case 0x18: m = .setAttributes(path: try r.path(), expected: try r.entry(), to: try r.entry())
+        case 0x19:
+            var updates: [BaselineUpdate] = []
+            for _ in 0..<(try r.count(minimumItemSize: 2)) { updates.append(try r.baselineUpdate()) }
+            m = .baselineBatch(updates)
+        case 0x1A: m = .commitBaseline(snapshot: try r.u64())
+        case 0x1B: m = .shutdown
+        case 0x20: m = .writeChunk(try r.blob())
+        case 0x21: m = .writeEnd
+        case 0x22: m = .writeAbort(try r.string())
+        case 0x23: m = .readCredit(try r.u32())
+        case 0x24: m = .cancel
+        case 0x40: m = .ok
+        case 0x41: m = .entry(try r.entry())
+        case 0x42: m = .backupLocation(try r.optionalString())
+        case 0x43: m = .failure(try r.replicaError())
+        case 0x44:
+            var changes: [ScanChange] = []
+            for _ in 0..<(try r.count(minimumItemSize: 3)) { changes.append(try r.change()) }
+            m = .scanBatch(changes)
+        case 0x45: m = .scanDone(try r.scanResult())
+        case 0x46: m = .fileChunk(try r.blob())
+        case 0x47: m = .fileEnd
+        case 0x48: m = .writeCredit(try r.u32())
+        case 0x49: m = .notice(try r.string())
+        default: throw .unknownMessage(type: type)
+        }
+        guard r.isAtEnd else { throw .malformed("\(r.remaining) stray bytes after a \(m.name) message") }
+        return m
+    }
+}

@@ -1,1 +1,0 @@
-// SwunisonWire: module placeholder, replaced by the module's real files.

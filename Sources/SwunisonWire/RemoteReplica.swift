@@ -1,0 +1,600 @@
+import Glibc
+import Synchronization
+import SwunisonCore
+import SwunisonModel
+
+/// A ``Replica`` on the far side of a ``ByteStream``, served by `swunison server`
+/// (``ReplicaServer``) with its own LocalReplica.
+///
+/// One reader thread dispatches every reply by request id, so any number of requests are in
+/// flight at once (a 50-200 ms link must never cost one round trip per file). File content is
+/// streamed in chunks both ways under flow control. When the stream breaks, every pending
+/// request fails promptly with ``ReplicaError/connection(_:)``, which is retryable.
+public final class RemoteReplica: Replica, Sendable {
+    public let displayName: String
+    /// The protocol version both sides agreed on.
+    public let protocolVersion: UInt16
+    /// Features both sides offered.
+    public let features: Set<String>
+
+    /// Bytes of one file the server may push before the reader takes them (read flow control).
+    public static let readWindow: UInt32 = 4 << 20
+    /// Files up to this size travel in the `writeFile` message itself.
+    public static let inlineWriteLimit = 256 << 10
+    /// Largest content chunk the client sends.
+    public static let chunkSize = 256 << 10
+
+    private let core: ClientCore
+
+    private init(displayName: String, core: ClientCore, version: UInt16, features: Set<String>) {
+        self.displayName = displayName; self.core = core; self.protocolVersion = version; self.features = features
+    }
+
+    /// Says hello over `stream`, agrees on a protocol version, and opens `spec` on the server.
+    /// - Parameters:
+    ///   - versions: protocol versions to claim (tests change this to show a mismatch).
+    ///   - onNotice: receives unsolicited notices from the server, on the reader thread.
+    /// - Throws: ``WireError/versionMismatch(local:remote:peer:)`` (one line naming both sides'
+    ///   versions), ``WireError/notSwunison(received:)``, or ``ReplicaError`` when the server
+    ///   cannot open the root. The stream is closed on failure.
+    public static func connect(over stream: any ByteStream, spec: ReplicaSpec, displayName: String,
+                               versions: ClosedRange<UInt16> = ProtocolVersions.fromEnvironment(),
+                               onNotice: @escaping @Sendable (String) -> Void = { _ in }) async throws -> RemoteReplica {
+        let core = ClientCore(stream: stream, displayName: displayName, versions: versions, onNotice: onNotice)
+        do {
+            let (version, features) = try await core.start()
+            let replica = RemoteReplica(displayName: displayName, core: core, version: version, features: features)
+            _ = try await core.request(.open(spec))
+            return replica
+        } catch {
+            core.fail(.connection("connection to \(displayName) closed"))
+            stream.close()
+            throw error
+        }
+    }
+
+    public func scan(_ request: ScanRequest,
+                     sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<ScanResult, any Error>) in
+            let pending = ScanPending(core: core, sink: sink, continuation: c)
+            core.send(.scan(request), to: pending)
+        }
+    }
+
+    public func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
+        let reader = RemoteFileReader(core: core)
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            reader.opened = c
+            core.send(.openFile(path: path, expected: expected, window: Self.readWindow), to: reader)
+        }
+        return reader
+    }
+
+    public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
+                          replacing: Entry?, backup: Bool) async throws -> Entry {
+        let placement = Placement(path: path, entry: entry, replacing: replacing, backup: backup)
+        // Read ahead up to the inline limit: a small file travels in one message.
+        var first: [UInt8] = []
+        var carry: [UInt8]?
+        var atEnd = false
+        while first.count < Self.inlineWriteLimit {
+            guard let chunk = try await source.read() else { atEnd = true; break }
+            if first.count + chunk.count <= Self.inlineWriteLimit { first += chunk } else { carry = chunk; break }
+        }
+        if atEnd { return try entryReply(try await core.request(.writeFile(placement, data: first, isComplete: true))) }
+
+        let upload = WriteUpload(credit: ReplicaServer.initialWriteCredit - first.count)
+        let reply = Task { [core] in
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in
+                upload.reply = c
+                core.send(.writeFile(placement, data: first, isComplete: false), to: upload)
+            }
+        }
+        do {
+            try await upload.waitUntilRegistered()
+            var next = carry
+            while true {
+                if next == nil { next = try await source.read() }
+                guard let chunk = next else { break }
+                next = nil
+                var start = 0
+                while start < chunk.count {
+                    let end = min(start + Self.chunkSize, chunk.count)
+                    try await upload.acquire(end - start)
+                    try core.sendRaw(Frame(upload.id, .writeChunk(Array(chunk[start..<end]))))
+                    start = end
+                }
+            }
+            try core.sendRaw(Frame(upload.id, .writeEnd))
+        } catch {
+            // The server's reply (if it already failed the write) explains more than our side.
+            if upload.hasReply { return try entryReply(try await reply.value) }
+            try? core.sendRaw(Frame(upload.id, .writeAbort(String(describing: error))))
+            _ = try? await reply.value
+            throw error
+        }
+        return try entryReply(try await reply.value)
+    }
+
+    public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try entryReply(try await core.request(.makeDirectory(Placement(path: path, entry: entry, replacing: replacing, backup: backup))))
+    }
+
+    public func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try entryReply(try await core.request(.makeSymlink(Placement(path: path, entry: entry, replacing: replacing, backup: backup))))
+    }
+
+    @discardableResult
+    public func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
+        guard case .backupLocation(let where_) = try await core.request(.remove(path: path, expected: expected, backup: backup)) else {
+            throw ReplicaError.connection("\(displayName): unexpected reply to remove")
+        }
+        return where_
+    }
+
+    public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
+        guard case .backupLocation(let where_?) = try await core.request(.backup(path: path, expected: expected)) else {
+            throw ReplicaError.connection("\(displayName): unexpected reply to backup")
+        }
+        return where_
+    }
+
+    public func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
+        try entryReply(try await core.request(.setAttributes(path: path, expected: expected, to: entry)))
+    }
+
+    public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
+        let id = core.nextID()
+        let frames = try FrameEncoder().batches(type: Message.baselineBatch([]).type, requestID: id,
+                                                items: updates) { $0.baselineUpdate($1) }
+        _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in
+            core.send(id: id, prefix: frames, .commitBaseline(snapshot: snapshot), to: SimplePending(c))
+        }
+    }
+
+    /// Asks the server to finish its requests and close its replica, then closes the stream.
+    public func close() async {
+        _ = try? await core.request(.shutdown)
+        core.fail(.connection("connection to \(displayName) closed"))
+        core.stream.close()
+    }
+
+    private func entryReply(_ m: Message) throws -> Entry {
+        guard case .entry(let e) = m else { throw ReplicaError.connection("\(displayName): unexpected reply \(m.name)") }
+        return e
+    }
+}
+
+/// A request waiting for frames with its id. `deliver` runs on the reader thread and must not
+/// block; it returns true when the request is finished.
+protocol PendingRequest: AnyObject, Sendable {
+    func deliver(_ message: Message) -> Bool
+    func fail(_ error: ReplicaError)
+}
+
+/// The connection's shared state: request ids, the pending table, the sender.
+final class ClientCore: Sendable {
+    let stream: any ByteStream
+    let displayName: String
+    private let sender: FrameSender
+    private let versions: ClosedRange<UInt16>
+    private let onNotice: @Sendable (String) -> Void
+    private struct S {
+        var next: UInt64 = 1
+        var pending: [UInt64: any PendingRequest] = [:]
+        var broken: ReplicaError?
+        var handshake: CheckedContinuation<(UInt16, Set<String>), any Error>?
+        var handshakeDone = false
+    }
+    private let s = Mutex(S())
+
+    init(stream: any ByteStream, displayName: String, versions: ClosedRange<UInt16>,
+         onNotice: @escaping @Sendable (String) -> Void) {
+        self.stream = stream; self.displayName = displayName; self.versions = versions; self.onNotice = onNotice
+        sender = FrameSender(stream: stream)
+    }
+
+    /// Sends our hello, starts the reader thread and waits for the server's hello.
+    func start() async throws -> (UInt16, Set<String>) {
+        try await withCheckedThrowingContinuation { c in
+            s.withLock { $0.handshake = c }
+            FrameReceiver.start(stream: stream, name: "swunison-cli-rd",
+                                deliver: { [self] frame in try dispatch(frame) },
+                                finish: { [self] error in finished(error) })
+            do {
+                try sender.send(Frame(0, .hello(Hello(versions: versions, features: ProtocolVersions.features))))
+            } catch {
+                // The reader sees the broken stream too; it reports the better message.
+            }
+        }
+    }
+
+    func nextID() -> UInt64 { s.withLock { st in defer { st.next += 1 }; return st.next } }
+
+    /// Registers `pending` under a new id and sends `message`; on failure `pending` is failed.
+    @discardableResult
+    func send(_ message: Message, to pending: any PendingRequest) -> UInt64 {
+        let id = nextID()
+        send(id: id, prefix: [], message, to: pending)
+        return id
+    }
+
+    /// Registers `pending` under `id`, sends pre-encoded frames, then `message`.
+    func send(id: UInt64, prefix: [[UInt8]], _ message: Message, to pending: any PendingRequest) {
+        let broken: ReplicaError? = s.withLock { st in
+            if let b = st.broken { return b }
+            st.pending[id] = pending
+            return nil
+        }
+        if let broken { pending.fail(broken); return }
+        if let p = pending as? IdentifiedPending { p.assign(id) }
+        do {
+            for f in prefix { try sender.send(raw: f) }
+            try sender.send(Frame(id, message))
+        } catch {
+            fail(connectionError(error))
+        }
+    }
+
+    /// A request with one reply; a `failure` reply is thrown as its ``ReplicaError``.
+    func request(_ message: Message) async throws -> Message {
+        try await withCheckedThrowingContinuation { c in send(message, to: SimplePending(c)) }
+    }
+
+    /// Sends a stream-control frame (chunks, credit, cancel).
+    func sendRaw(_ frame: Frame) throws {
+        if let b = s.withLock({ $0.broken }) { throw b }
+        do { try sender.send(frame) } catch {
+            let e = connectionError(error)
+            fail(e)
+            throw e
+        }
+    }
+
+    /// Sends a control frame without waiting on the caller's thread (the reader thread must
+    /// never block on a write).
+    func sendSoon(_ frame: Frame) {
+        Task { try? self.sendRaw(frame) }
+    }
+
+    func forget(_ id: UInt64) { s.withLock { _ = $0.pending.removeValue(forKey: id) } }
+
+    /// Fails every pending request and every later one with `error`.
+    func fail(_ error: ReplicaError) {
+        let (pending, handshake) = s.withLock { st in
+            if st.broken == nil { st.broken = error }
+            defer { st.pending = [:]; st.handshake = nil }
+            return (Array(st.pending.values), st.handshake)
+        }
+        handshake?.resume(throwing: error)
+        for p in pending { p.fail(error) }
+    }
+
+    private func connectionError(_ error: any Error) -> ReplicaError {
+        if let r = error as? ReplicaError, case .connection = r { return r }
+        var text = "connection to \(displayName) lost: \(error)"
+        if let d = (stream as? any StreamDiagnostics)?.diagnostics, !d.isEmpty { text += " (remote said: \(d))" }
+        return .connection(text)
+    }
+
+    // MARK: reader thread
+
+    private func dispatch(_ frame: Frame) throws {
+        if frame.requestID == 0 {
+            switch frame.message {
+            case .hello(let hello):
+                let c = s.withLock { st -> CheckedContinuation<(UInt16, Set<String>), any Error>? in
+                    if st.handshakeDone { return nil }
+                    st.handshakeDone = true
+                    defer { st.handshake = nil }
+                    return st.handshake
+                }
+                guard let c else { throw WireError.unexpected("second hello from the server") }
+                do {
+                    let v = try ProtocolVersions.negotiate(local: versions, remote: hello.versions, peer: "server")
+                    c.resume(returning: (v, Set(hello.features).intersection(ProtocolVersions.features)))
+                } catch {
+                    c.resume(throwing: error)
+                    throw error
+                }
+            case .notice(let text): onNotice(text)
+            case .fatal(let reason): throw WireError.peerClosed(reason)
+            default: throw WireError.unexpected("\(frame.message.name) message without a request id")
+            }
+            return
+        }
+        guard s.withLock({ $0.handshakeDone }) else { throw WireError.unexpected("\(frame.message.name) before hello") }
+        // Frames for a request we gave up on (cancelled reads, failed scans) are dropped.
+        guard let p = s.withLock({ $0.pending[frame.requestID] }) else { return }
+        if p.deliver(frame.message) { forget(frame.requestID) }
+    }
+
+    private func finished(_ error: (any Error)?) {
+        let handshake = s.withLock { st in defer { st.handshake = nil }; return st.handshake }
+        if let handshake {
+            // The stream ended before the server's hello: say what the other end printed instead.
+            var text: String
+            if let w = error as? WireError, case .oversizedFrame = w {
+                text = "\(displayName): the remote command did not answer with the swunison protocol"
+            } else if let error {
+                text = "\(displayName): connection failed before the protocol hello: \(error)"
+            } else {
+                text = "\(displayName): the remote command ended without answering (is swunison installed there?)"
+            }
+            if let d = (stream as? any StreamDiagnostics)?.diagnostics, !d.isEmpty { text += "; it said: \(d)" }
+            handshake.resume(throwing: ReplicaError.connection(text))
+        }
+        if let w = error as? WireError, case .versionMismatch = w {
+            fail(.connection(w.description))
+        } else if let w = error as? WireError, case .peerClosed = w {
+            fail(.connection("\(displayName): \(w.description)"))
+        } else if let error {
+            fail(connectionError(error))
+        } else {
+            fail(connectionError(WireError.peerClosed("end of stream")))
+        }
+    }
+}
+
+/// Pending requests that need to know their id once registered.
+protocol IdentifiedPending: AnyObject { func assign(_ id: UInt64) }
+
+/// One reply; `failure` is thrown.
+final class SimplePending: PendingRequest {
+    private let c: Mutex<CheckedContinuation<Message, any Error>?>
+    init(_ c: CheckedContinuation<Message, any Error>) { self.c = Mutex(c) }
+
+    private func take() -> CheckedContinuation<Message, any Error>? { c.withLock { x in defer { x = nil }; return x } }
+
+    func deliver(_ message: Message) -> Bool {
+        if case .failure(let e) = message { take()?.resume(throwing: e) } else { take()?.resume(returning: message) }
+        return true
+    }
+
+    func fail(_ error: ReplicaError) { take()?.resume(throwing: error) }
+}
+
+/// A scan: batches go to the sink on the reader thread, in order (its blocking is the scan's
+/// backpressure); `scanDone` ends it. When the sink throws, the scan is cancelled on the server.
+final class ScanPending: PendingRequest, IdentifiedPending {
+    private let core: ClientCore
+    private let sink: @Sendable ([ScanChange]) throws -> Void
+    private let state: Mutex<(c: CheckedContinuation<ScanResult, any Error>?, id: UInt64)>
+
+    init(core: ClientCore, sink: @escaping @Sendable ([ScanChange]) throws -> Void,
+         continuation: CheckedContinuation<ScanResult, any Error>) {
+        self.core = core; self.sink = sink; state = Mutex((continuation, 0))
+    }
+
+    func assign(_ id: UInt64) { state.withLock { $0.id = id } }
+
+    private func take() -> CheckedContinuation<ScanResult, any Error>? {
+        state.withLock { x in defer { x.c = nil }; return x.c }
+    }
+
+    func deliver(_ message: Message) -> Bool {
+        switch message {
+        case .scanBatch(let changes):
+            do {
+                try sink(changes)
+                return false
+            } catch {
+                let id = state.withLock { $0.id }
+                core.sendSoon(Frame(id, .cancel))
+                take()?.resume(throwing: error)
+                return true
+            }
+        case .scanDone(let result): take()?.resume(returning: result)
+        case .failure(let e): take()?.resume(throwing: e)
+        default: take()?.resume(throwing: ReplicaError.connection("unexpected \(message.name) reply to scan"))
+        }
+        return true
+    }
+
+    func fail(_ error: ReplicaError) { take()?.resume(throwing: error) }
+}
+
+/// A file streamed from the server: chunks are queued by the reader thread (at most the read
+/// window, which the server honours) and handed out by `read()`, which returns credit.
+final class RemoteFileReader: FileReader, PendingRequest, IdentifiedPending {
+    private let core: ClientCore
+    private struct S {
+        var id: UInt64 = 0
+        var opened: CheckedContinuation<Void, any Error>?
+        var chunks: [[UInt8]] = []
+        var head = 0
+        var ended = false
+        var error: ReplicaError?
+        var closed = false
+        var waiter: CheckedContinuation<[UInt8]?, any Error>?
+    }
+    private let s = Mutex(S())
+
+    init(core: ClientCore) { self.core = core }
+
+    var opened: CheckedContinuation<Void, any Error>? {
+        get { s.withLock { $0.opened } }
+        set { s.withLock { $0.opened = newValue } }
+    }
+
+    func assign(_ id: UInt64) { s.withLock { $0.id = id } }
+
+    func deliver(_ message: Message) -> Bool {
+        var resumeOpen: CheckedContinuation<Void, any Error>?
+        var resumeRead: CheckedContinuation<[UInt8]?, any Error>?
+        var value: Result<[UInt8]?, any Error>?
+        var openError: ReplicaError?
+        let done: Bool = s.withLock { st in
+            switch message {
+            case .ok:
+                resumeOpen = st.opened; st.opened = nil
+                return false
+            case .fileChunk(let data):
+                if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .success(data) } else { st.chunks.append(data) }
+                return false
+            case .fileEnd:
+                st.ended = true
+                if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .success(nil) }
+                return true
+            case .failure(let e):
+                st.error = e
+                if let o = st.opened { st.opened = nil; resumeOpen = o; openError = e }
+                if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .failure(e) }
+                return true
+            default:
+                let e = ReplicaError.connection("unexpected \(message.name) while reading a file")
+                st.error = e
+                if let o = st.opened { st.opened = nil; resumeOpen = o; openError = e }
+                if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .failure(e) }
+                return true
+            }
+        }
+        if let resumeOpen { if let openError { resumeOpen.resume(throwing: openError) } else { resumeOpen.resume() } }
+        if let resumeRead, let value {
+            resumeRead.resume(with: value)
+            if case .success(let d?) = value { grant(d.count) }
+        }
+        return done
+    }
+
+    func fail(_ error: ReplicaError) {
+        let (o, w) = s.withLock { st -> (CheckedContinuation<Void, any Error>?, CheckedContinuation<[UInt8]?, any Error>?) in
+            if !st.ended && st.error == nil { st.error = error }
+            defer { st.opened = nil; st.waiter = nil }
+            return (st.opened, st.waiter)
+        }
+        o?.resume(throwing: error)
+        w?.resume(throwing: error)
+    }
+
+    private func grant(_ n: Int) {
+        let (id, more) = s.withLock { ($0.id, !$0.ended && $0.error == nil && !$0.closed) }
+        if more && n > 0 { core.sendSoon(Frame(id, .readCredit(UInt32(n)))) }
+    }
+
+    func read() async throws -> [UInt8]? {
+        var granted = 0
+        let chunk: [UInt8]? = try await withCheckedThrowingContinuation { c in
+            let outcome: Result<[UInt8]?, any Error>? = s.withLock { st in
+                if st.closed { return .failure(ReplicaError.other("file reader used after close")) }
+                if st.head < st.chunks.count {
+                    let chunk = st.chunks[st.head]
+                    st.head += 1
+                    if st.head == st.chunks.count { st.chunks.removeAll(keepingCapacity: true); st.head = 0 }
+                    granted = chunk.count
+                    return .success(chunk)
+                }
+                if st.ended { return .success(nil) }
+                if let e = st.error { return .failure(e) }
+                st.waiter = c
+                return nil
+            }
+            if let outcome { c.resume(with: outcome) }
+        }
+        if granted > 0 { grant(granted) }
+        return chunk
+    }
+
+    /// Cancels the transfer on the server if it has not ended.
+    func close() async {
+        let (id, active) = s.withLock { st in
+            defer { st.closed = true; st.chunks = []; st.head = 0 }
+            return (st.id, !st.ended && st.error == nil && !st.closed)
+        }
+        if active {
+            core.forget(id)
+            try? core.sendRaw(Frame(id, .cancel))
+        }
+    }
+}
+
+/// A file being sent: write credit from the server, and the final reply.
+final class WriteUpload: PendingRequest, IdentifiedPending {
+    private struct S {
+        var id: UInt64 = 0
+        var credit: Int
+        var needed = 0
+        var creditWaiter: CheckedContinuation<Void, any Error>?
+        var registered: CheckedContinuation<Void, any Error>?
+        var isRegistered = false
+        var reply: CheckedContinuation<Message, any Error>?
+        var finished: ReplicaError?
+        var hasReply = false
+    }
+    private let s: Mutex<S>
+
+    init(credit: Int) { s = Mutex(S(credit: credit)) }
+
+    var id: UInt64 { s.withLock { $0.id } }
+    var hasReply: Bool { s.withLock { $0.hasReply } }
+
+    var reply: CheckedContinuation<Message, any Error>? {
+        get { s.withLock { $0.reply } }
+        set { s.withLock { $0.reply = newValue } }
+    }
+
+    func assign(_ id: UInt64) {
+        let c = s.withLock { st in
+            st.id = id; st.isRegistered = true
+            defer { st.registered = nil }
+            return st.registered
+        }
+        c?.resume()
+    }
+
+    /// Waits until the request has its id (the writeFile message is on its way).
+    func waitUntilRegistered() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let outcome: Result<Void, any Error>? = s.withLock { st in
+                if let e = st.finished { return .failure(e) }
+                if st.isRegistered { return .success(()) }
+                st.registered = c
+                return nil
+            }
+            if let outcome { c.resume(with: outcome) }
+        }
+    }
+
+    /// Waits for credit to send `n` more bytes.
+    func acquire(_ n: Int) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let outcome: Result<Void, any Error>? = s.withLock { st in
+                if let e = st.finished { return .failure(e) }
+                if st.credit >= n { st.credit -= n; return .success(()) }
+                st.creditWaiter = c; st.needed = n
+                return nil
+            }
+            if let outcome { c.resume(with: outcome) }
+        }
+    }
+
+    func deliver(_ message: Message) -> Bool {
+        if case .writeCredit(let n) = message {
+            let c: CheckedContinuation<Void, any Error>? = s.withLock { st in
+                st.credit += Int(n)
+                guard let w = st.creditWaiter, st.credit >= st.needed else { return nil }
+                st.credit -= st.needed; st.creditWaiter = nil
+                return w
+            }
+            c?.resume()
+            return false
+        }
+        let e: ReplicaError? = if case .failure(let e) = message { e } else { nil }
+        finish(e ?? .other("the write is finished"), reply: e == nil ? .success(message) : .failure(e!))
+        return true
+    }
+
+    func fail(_ error: ReplicaError) { finish(error, reply: .failure(error)) }
+
+    private func finish(_ stop: ReplicaError, reply value: Result<Message, any Error>) {
+        let (r, w, g) = s.withLock { st in
+            st.finished = st.finished ?? stop
+            st.hasReply = true
+            defer { st.reply = nil; st.creditWaiter = nil; st.registered = nil }
+            return (st.reply, st.creditWaiter, st.registered)
+        }
+        w?.resume(throwing: stop)
+        g?.resume(throwing: stop)
+        r?.resume(with: value)
+    }
+}

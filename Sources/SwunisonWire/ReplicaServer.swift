@@ -1,0 +1,408 @@
+import Glibc
+import Synchronization
+import SwunisonCore
+import SwunisonModel
+
+/// Serves one ``Replica`` to one client over a ``ByteStream``: `swunison server`.
+///
+/// One thread reads frames; each request runs as its own task, concurrently with the others
+/// (the client orders requests for a path after its parent's); replies go out through one
+/// serialised writer. Content streams are flow-controlled both ways, so memory stays bounded
+/// whatever the client sends. The replica is made by `makeReplica` from the client's `open`
+/// request; paths in every request were validated by the decoder (Invariant 5).
+public final class ReplicaServer: Sendable {
+    private let stream: any ByteStream
+    private let sender: FrameSender
+    private let versions: ClosedRange<UInt16>
+    private let log: @Sendable (String) -> Void
+    private let makeReplica: @Sendable (ReplicaSpec) async throws -> any Replica
+    private let state = Mutex(State())
+
+    /// How many bytes of one file a client may send before the server grants more (v1: 1 MiB).
+    public static let initialWriteCredit = 1 << 20
+    /// The largest content chunk the server sends.
+    public static let chunkSize = 256 << 10
+
+    private struct State {
+        var handshakeDone = false
+        var replica: (any Replica)?
+        var replicaClosed = false
+        var tasks: [UInt64: Task<Void, Never>] = [:]
+        var writes: [UInt64: IncomingContent] = [:]
+        var reads: [UInt64: CreditGate] = [:]
+        var scans: [UInt64: CancelFlag] = [:]
+        var baselines: [UInt64: [BaselineUpdate]] = [:]
+        var shutdownRequested = false
+        var finished: CheckedContinuation<Void, any Error>?
+        var endError: (any Error)?
+        var ended = false
+    }
+
+    /// - Parameters:
+    ///   - stream: the connection to the client.
+    ///   - versions: protocol versions to claim (tests change this to show a mismatch).
+    ///   - log: where diagnostics go (stderr in `swunison server`; never stdout).
+    ///   - makeReplica: opens the replica the client names.
+    public init(stream: any ByteStream, versions: ClosedRange<UInt16> = ProtocolVersions.fromEnvironment(),
+                log: @escaping @Sendable (String) -> Void = { _ in },
+                makeReplica: @escaping @Sendable (ReplicaSpec) async throws -> any Replica) {
+        self.stream = stream
+        self.sender = FrameSender(stream: stream)
+        self.versions = versions
+        self.log = log
+        self.makeReplica = makeReplica
+    }
+
+    /// Serves until the client shuts down or the stream ends.
+    /// - Throws: ``WireError`` when the client broke the protocol (after telling it why), or the
+    ///   stream's error.
+    public func run() async throws {
+        try sender.send(Frame(0, .hello(Hello(versions: versions, features: ProtocolVersions.features))))
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            state.withLock { $0.finished = c }
+            FrameReceiver.start(stream: stream, name: "swunison-srv-rd",
+                                deliver: { [self] frame in try handle(frame) },
+                                finish: { [self] error in end(error) })
+        }
+    }
+
+    /// Sends an unsolicited line to the client's log (request id 0).
+    public func sendNotice(_ text: String) {
+        try? sender.send(Frame(0, .notice(text)))
+    }
+
+    // MARK: - Dispatch (reader thread: never blocks except for tiny control replies)
+
+    private func handle(_ frame: Frame) throws {
+        let id = frame.requestID
+        if !state.withLock({ $0.handshakeDone }) {
+            guard case .hello(let hello) = frame.message else {
+                throw WireError.unexpected("\(frame.message.name) before hello")
+            }
+            do {
+                _ = try ProtocolVersions.negotiate(local: versions, remote: hello.versions, peer: "client")
+            } catch {
+                try? sender.send(Frame(0, .fatal(error.description)))
+                throw error
+            }
+            state.withLock { $0.handshakeDone = true }
+            return
+        }
+        switch frame.message {
+        case .hello: throw WireError.unexpected("second hello")
+        case .fatal(let reason): throw WireError.peerClosed(reason)
+        case .open(let spec):
+            spawn(id) { [self] in
+                let replica = try await makeReplica(spec)
+                state.withLock { $0.replica = replica }
+                return .ok
+            }
+        case .scan(let request):
+            let flag = CancelFlag()
+            state.withLock { $0.scans[id] = flag }
+            spawn(id) { [self] in
+                defer { state.withLock { _ = $0.scans.removeValue(forKey: id) } }
+                let result = try await replica().scan(request) { [self] changes in
+                    if flag.isCancelled { throw CancellationError() }
+                    let frames = try FrameEncoder().batches(type: Message.scanBatch([]).type, requestID: id,
+                                                            items: changes) { $0.change($1) }
+                    for f in frames { try sender.send(raw: f) }
+                }
+                return .scanDone(result)
+            }
+        case let .openFile(path, expected, window):
+            let gate = CreditGate(window: Int(max(window, 1)))
+            state.withLock { $0.reads[id] = gate }
+            spawn(id) { [self] in
+                defer { state.withLock { _ = $0.reads.removeValue(forKey: id) } }
+                let reader = try await replica().openFile(path, expected: expected)
+                do {
+                    try sender.send(Frame(id, .ok))
+                    let piece = min(Self.chunkSize, gate.window)
+                    while let chunk = try await reader.read() {
+                        var start = 0
+                        repeat {
+                            let end = min(start + piece, chunk.count)
+                            try await gate.acquire(end - start)
+                            try sender.send(Frame(id, .fileChunk(Array(chunk[start..<end]))))
+                            start = end
+                        } while start < chunk.count
+                    }
+                    await reader.close()
+                } catch {
+                    await reader.close()
+                    throw error
+                }
+                return .fileEnd
+            }
+        case let .writeFile(p, data, isComplete):
+            let incoming = IncomingContent(first: data, isComplete: isComplete) { [sender] n in
+                try? sender.send(Frame(id, .writeCredit(UInt32(n))))
+            }
+            if !isComplete { state.withLock { $0.writes[id] = incoming } }
+            spawn(id) { [self] in
+                defer {
+                    incoming.abort("the server finished the request")
+                    state.withLock { _ = $0.writes.removeValue(forKey: id) }
+                }
+                let e = try await replica().writeFile(p.path, entry: p.entry, from: incoming,
+                                                      replacing: p.replacing, backup: p.backup)
+                return .entry(e)
+            }
+        case .makeDirectory(let p):
+            spawn(id) { [self] in
+                .entry(try await replica().makeDirectory(p.path, entry: p.entry, replacing: p.replacing, backup: p.backup))
+            }
+        case .makeSymlink(let p):
+            spawn(id) { [self] in
+                .entry(try await replica().makeSymlink(p.path, entry: p.entry, replacing: p.replacing, backup: p.backup))
+            }
+        case let .remove(path, expected, backup):
+            spawn(id) { [self] in .backupLocation(try await replica().remove(path, expected: expected, backup: backup)) }
+        case let .backup(path, expected):
+            spawn(id) { [self] in .backupLocation(try await replica().backup(path, expected: expected)) }
+        case let .setAttributes(path, expected, to):
+            spawn(id) { [self] in .entry(try await replica().setAttributes(path, expected: expected, to: to)) }
+        case .baselineBatch(let updates):
+            state.withLock { $0.baselines[id, default: []].append(contentsOf: updates) }
+        case .commitBaseline(let snapshot):
+            let updates = state.withLock { $0.baselines.removeValue(forKey: id) } ?? []
+            spawn(id) { [self] in
+                try await replica().commitBaseline(updates, snapshot: snapshot)
+                return .ok
+            }
+        case .shutdown:
+            state.withLock { $0.shutdownRequested = true }
+            Task { [self] in
+                await drainTasks()
+                await closeReplica()
+                try? sender.send(Frame(id, .ok))
+                stream.closeWrite()
+            }
+        case .writeChunk(let data):
+            state.withLock { $0.writes[id] }?.append(data)
+        case .writeEnd:
+            state.withLock { $0.writes.removeValue(forKey: id) }?.end()
+        case .writeAbort(let reason):
+            state.withLock { $0.writes.removeValue(forKey: id) }?.abort("the client aborted the transfer: \(reason)")
+        case .readCredit(let n):
+            state.withLock { $0.reads[id] }?.add(Int(n))
+        case .cancel:
+            let (task, gate, flag, write) = state.withLock {
+                ($0.tasks[id], $0.reads[id], $0.scans[id], $0.writes.removeValue(forKey: id))
+            }
+            flag?.cancel(); gate?.cancel(); write?.abort("the client cancelled the transfer"); task?.cancel()
+        case .ok, .entry, .backupLocation, .failure, .scanBatch, .scanDone, .fileChunk, .fileEnd,
+             .writeCredit, .notice:
+            throw WireError.unexpected("\(frame.message.name) message from the client")
+        }
+    }
+
+    /// The open replica.
+    private func replica() throws -> any Replica {
+        guard let r = state.withLock({ $0.replica }) else {
+            throw ReplicaError.other("no replica is open on the server (the client must send open first)")
+        }
+        return r
+    }
+
+    /// Runs a request as a task and sends its reply (or its failure) when it ends.
+    private func spawn(_ id: UInt64, _ body: @escaping @Sendable () async throws -> Message) {
+        state.withLock { s in
+            s.tasks[id] = Task { [self] in
+                let reply: Message
+                do {
+                    reply = try await body()
+                } catch let e as ReplicaError {
+                    reply = .failure(e)
+                } catch is CancellationError {
+                    reply = .failure(.other("request cancelled"))
+                } catch {
+                    reply = .failure(.other(String(describing: error)))
+                }
+                try? sender.send(Frame(id, reply))
+                state.withLock { _ = $0.tasks.removeValue(forKey: id) }
+            }
+        }
+    }
+
+    /// Waits for every request in flight.
+    private func drainTasks() async {
+        while true {
+            let pending = state.withLock { Array($0.tasks.values) }
+            if pending.isEmpty { return }
+            for t in pending { await t.value }
+        }
+    }
+
+    private func closeReplica() async {
+        let r: (any Replica)? = state.withLock { s in
+            defer { s.replicaClosed = true }
+            return s.replicaClosed ? nil : s.replica
+        }
+        await r?.close()
+    }
+
+    /// The input ended (cleanly or not): stops every stream, waits for the requests, closes the
+    /// replica, and returns from ``run()``.
+    private func end(_ error: (any Error)?) {
+        let (writes, gates, flags, tasks, shutdown) = state.withLock { s in
+            (Array(s.writes.values), Array(s.reads.values), Array(s.scans.values), Array(s.tasks.values),
+             s.shutdownRequested)
+        }
+        if let error {
+            if let w = error as? WireError, !(w.isPeerClosed) {
+                try? sender.send(Frame(0, .fatal(w.description)))
+            }
+            log("swunison server: \(error)")
+        } else if !shutdown {
+            log("swunison server: the client disconnected without shutdown")
+        }
+        for w in writes { w.abort("connection to the client lost") }
+        for g in gates { g.cancel() }
+        for f in flags { f.cancel() }
+        for t in tasks { t.cancel() }
+        Task { [self] in
+            await drainTasks()
+            await closeReplica()
+            let c = state.withLock { s in defer { s.finished = nil }; return s.finished }
+            if let error { c?.resume(throwing: error) } else { c?.resume() }
+        }
+    }
+}
+
+extension WireError {
+    var isPeerClosed: Bool { if case .peerClosed = self { return true } else { return false } }
+}
+
+/// A cancellation flag shared between the reader thread and a request's task.
+final class CancelFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isCancelled: Bool { flag.load(ordering: .acquiring) }
+    func cancel() { flag.store(true, ordering: .releasing) }
+}
+
+/// Read-side flow control: the server may have at most `window` bytes of one file in flight;
+/// the client returns credit as its consumer takes chunks.
+final class CreditGate: Sendable {
+    let window: Int
+    private struct S {
+        var credit: Int
+        var cancelled = false
+        var waiter: CheckedContinuation<Void, any Error>?
+        var needed = 0
+    }
+    private let s: Mutex<S>
+
+    init(window: Int) { self.window = window; s = Mutex(S(credit: window)) }
+
+    /// Waits until `n` bytes may be sent, and takes them.
+    func acquire(_ n: Int) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let outcome: Result<Void, any Error>? = s.withLock { st in
+                if st.cancelled { return .failure(CancellationError()) }
+                if st.credit >= n { st.credit -= n; return .success(()) }
+                st.waiter = c; st.needed = n
+                return nil
+            }
+            if let outcome { c.resume(with: outcome) }
+        }
+    }
+
+    func add(_ n: Int) {
+        let c: CheckedContinuation<Void, any Error>? = s.withLock { st in
+            st.credit += n
+            guard let w = st.waiter, st.credit >= st.needed else { return nil }
+            st.credit -= st.needed; st.waiter = nil
+            return w
+        }
+        c?.resume()
+    }
+
+    func cancel() {
+        let c = s.withLock { st in
+            st.cancelled = true
+            defer { st.waiter = nil }
+            return st.waiter
+        }
+        c?.resume(throwing: CancellationError())
+    }
+}
+
+/// File content arriving from the client, as the ``FileReader`` handed to the replica's
+/// `writeFile`. The reader thread appends chunks without blocking; every chunk the replica
+/// takes is returned to the client as credit, so at most the credit window is buffered.
+final class IncomingContent: FileReader {
+    private struct S {
+        var chunks: [[UInt8]] = []
+        var head = 0
+        var ended = false
+        var abortReason: String?
+        var waiter: CheckedContinuation<[UInt8]?, any Error>?
+    }
+    private let s = Mutex(S())
+    private let grant: @Sendable (Int) -> Void
+    private let grantsCredit: Bool
+
+    init(first: [UInt8], isComplete: Bool, grant: @escaping @Sendable (Int) -> Void) {
+        self.grant = grant
+        grantsCredit = !isComplete
+        s.withLock { st in
+            if !first.isEmpty { st.chunks.append(first) }
+            st.ended = isComplete
+        }
+    }
+
+    func append(_ data: [UInt8]) {
+        let c: CheckedContinuation<[UInt8]?, any Error>? = s.withLock { st in
+            if st.ended || st.abortReason != nil { return nil }
+            if let w = st.waiter { st.waiter = nil; return w }
+            st.chunks.append(data)
+            return nil
+        }
+        if let c { c.resume(returning: data); if grantsCredit { grant(data.count) } }
+    }
+
+    func end() {
+        let c = s.withLock { st in
+            st.ended = true
+            defer { st.waiter = nil }
+            return st.waiter
+        }
+        c?.resume(returning: nil)
+    }
+
+    func abort(_ reason: String) {
+        let c = s.withLock { st in
+            if !st.ended { st.abortReason = st.abortReason ?? reason }
+            st.chunks = []; st.head = 0
+            defer { st.waiter = nil }
+            return st.waiter
+        }
+        c?.resume(throwing: ReplicaError.other(reason))
+    }
+
+    func read() async throws -> [UInt8]? {
+        try await withCheckedThrowingContinuation { c in
+            var granted = 0
+            let outcome: Result<[UInt8]?, any Error>? = s.withLock { st in
+                if st.head < st.chunks.count {
+                    let chunk = st.chunks[st.head]
+                    st.head += 1
+                    if st.head == st.chunks.count { st.chunks.removeAll(keepingCapacity: true); st.head = 0 }
+                    granted = chunk.count
+                    return .success(chunk)
+                }
+                if let reason = st.abortReason { return .failure(ReplicaError.other(reason)) }
+                if st.ended { return .success(nil) }
+                st.waiter = c
+                return nil
+            }
+            // A chunk handed straight to a waiter by append() is granted there.
+            if granted > 0 && grantsCredit { grant(granted) }
+            if let outcome { c.resume(with: outcome) }
+        }
+    }
+
+    func close() async { abort("the server closed the transfer") }
+}
