@@ -1,0 +1,470 @@
+/// One Unison path specification: `Name *.tmp`, `Path a/b`, `BelowPath x` or `Regex a/.*\.o`,
+/// optionally followed by ` -> associated string` (used by `preferpartial`, `forcepartial`).
+///
+/// Glob semantics are those of Unison 2.53's `Rx.globx` (the code, which the manual describes):
+/// - `*` matches any run of bytes without `/`, `?` any one byte but `/`, `[a-z]` / `[!x]` / `[^x]`
+///   one byte from (or not from) a set, `{a,bb}` any of the alternatives (nestable), `\c` the
+///   character `c` itself.
+/// - A name (a path component) that begins with `.` is matched only by a pattern component that
+///   begins with a literal `.`: `*`, `?` and `[...]` never match a leading dot, in `Name`, `Path`
+///   and `BelowPath` patterns alike. (Unison's manual says `Path */tmp` matches `.foo/tmp`; its
+///   code does not, and swunison follows the code.)
+/// - `Name p` matches a path whose last components match `p`; `Path p` matches the whole path;
+///   `BelowPath p` matches `p` and everything beneath it; `Regex r` is anchored at both ends.
+///
+/// Matching works on the path's bytes; `Regex` patterns see the path decoded as UTF-8.
+public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
+    /// Which of Unison's four pattern forms this is.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case name = "Name"
+        case path = "Path"
+        case belowPath = "BelowPath"
+        case regex = "Regex"
+    }
+
+    public let kind: Kind
+    /// The pattern text after the keyword, as written (whitespace trimmed).
+    public let pattern: String
+    /// The text after ` -> `, if any (Unison's "associated string").
+    public let associated: String?
+
+    /// Glob alternatives (after `{,}` expansion), each a list of per-component token lists.
+    private let globs: [[GlobComponent]]
+    /// The compiled regular expression for `.regex`.
+    private let regex: CompiledRegex?
+
+    /// Parses a path specification such as `Name {*.o,*.tmp}` or `Path a/b -> newer`.
+    /// - Throws: `PatternError` when the keyword is missing, a `Path`/`BelowPath` starts with `/`,
+    ///   braces or brackets are unbalanced, or a regular expression does not compile.
+    public init(_ spec: String) throws(PatternError) {
+        let (clause, associated) = Self.splitAssociated(spec)
+        guard !clause.isEmpty else { throw PatternError(spec: spec, reason: "empty pattern") }
+        var found: (Kind, String)?
+        for kind in Kind.allCases where clause.hasPrefix(kind.rawValue + " ") {
+            found = (kind, trimWhitespace(String(clause.dropFirst(kind.rawValue.count + 1))))
+            break
+        }
+        guard let (kind, text) = found else {
+            throw PatternError(spec: spec, reason: "a pattern must start with Name, Path, BelowPath or Regex")
+        }
+        if (kind == .path || kind == .belowPath) && text.hasPrefix("/") {
+            throw PatternError(spec: spec,
+                               reason: "'\(kind.rawValue)' patterns may not begin with '/'; only relative paths are allowed")
+        }
+        self.kind = kind
+        self.pattern = text
+        self.associated = associated
+        if kind == .regex {
+            do {
+                self.regex = CompiledRegex(try Regex(text))
+            } catch {
+                throw PatternError(spec: spec, reason: "bad regular expression: \(error)")
+            }
+            self.globs = []
+        } else {
+            self.regex = nil
+            var alternatives: [[GlobComponent]] = []
+            for alternative in try Self.expandBraces(Array(text.utf8), spec: spec) {
+                alternatives.append(try Self.compileGlob(alternative, spec: spec))
+            }
+            self.globs = alternatives
+        }
+    }
+
+    /// The pattern as it would be written in a profile.
+    public var description: String {
+        let base = "\(kind.rawValue) \(pattern)"
+        if let associated { return base + " -> " + associated }
+        return base
+    }
+
+    public static func == (lhs: PathPattern, rhs: PathPattern) -> Bool {
+        lhs.kind == rhs.kind && lhs.pattern == rhs.pattern && lhs.associated == rhs.associated
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind); hasher.combine(pattern); hasher.combine(associated)
+    }
+
+    /// Whether `path` is matched by this pattern.
+    public func matches(_ path: RelativePath) -> Bool {
+        path.bytes.withUnsafeBufferPointer { matches(bytes: $0, lastStart: nil) }
+    }
+
+    /// Matches raw path bytes; `lastStart` is the start of the last component when the caller
+    /// already knows it (saves a scan when many `Name` patterns are tried on one path).
+    func matches(bytes: UnsafeBufferPointer<UInt8>, lastStart: Int?) -> Bool {
+        switch kind {
+        case .regex:
+            guard let regex else { return false }
+            return regex.wholeMatches(String(decoding: bytes, as: UTF8.self))
+        case .name:
+            for glob in globs where Self.matchName(glob, bytes, lastStart: lastStart) { return true }
+            return false
+        case .path:
+            for glob in globs where Self.matchFromStart(glob, bytes, allowBelow: false) { return true }
+            return false
+        case .belowPath:
+            for glob in globs where Self.matchFromStart(glob, bytes, allowBelow: true) { return true }
+            return false
+        }
+    }
+
+    // MARK: - Associated strings
+
+    /// Splits `pattern -> value` at the last ` -> ` (Unison: "only the last match of the separator
+    /// string on the line is used"); a separator at either end leaves an empty side.
+    public static func splitAssociated(_ spec: String) -> (pattern: String, associated: String?) {
+        let padded = Array((" " + spec + " ").utf8)
+        let separator = Array(" -> ".utf8)
+        var i = padded.count - separator.count
+        while i >= 0 {
+            if padded[i..<(i + separator.count)].elementsEqual(separator) {
+                let left = i > 1 ? String(decoding: padded[1..<i], as: UTF8.self) : ""
+                let rightEnd = max(i + separator.count, padded.count - 1)
+                let right = String(decoding: padded[(i + separator.count)..<rightEnd], as: UTF8.self)
+                return (trimWhitespace(left), trimWhitespace(right))
+            }
+            i -= 1
+        }
+        return (trimWhitespace(spec), nil)
+    }
+
+    // MARK: - Compilation
+
+    /// `{a,b{c,d}}` expansion as Unison's `Rx.explode`: backslash escapes are kept for the glob
+    /// compiler; commas and closing braces outside braces are literal.
+    static func expandBraces(_ text: [UInt8], spec: String) throws(PatternError) -> [[UInt8]] {
+        var index = 0
+        let result = try expandSequence(text, &index, nested: false, spec: spec)
+        return result
+    }
+
+    private static func expandSequence(_ text: [UInt8], _ index: inout Int, nested: Bool,
+                                       spec: String) throws(PatternError) -> [[UInt8]] {
+        // Alternatives collected so far at this level, and the current alternative's expansions.
+        var alternatives: [[UInt8]] = []
+        var current: [[UInt8]] = [[]]
+        while index < text.count {
+            let c = text[index]
+            if c == UInt8(ascii: "\\") {
+                let end = min(index + 2, text.count)
+                current = current.map { $0 + text[index..<end] }
+                index = end
+            } else if c == UInt8(ascii: "{") {
+                index += 1
+                let inner = try expandSequence(text, &index, nested: true, spec: spec)
+                var next: [[UInt8]] = []
+                for prefix in current { for suffix in inner { next.append(prefix + suffix) } }
+                current = next
+            } else if nested && c == UInt8(ascii: ",") {
+                alternatives += current
+                current = [[]]
+                index += 1
+            } else if nested && c == UInt8(ascii: "}") {
+                index += 1
+                return alternatives + current
+            } else {
+                current = current.map { $0 + [c] }
+                index += 1
+            }
+        }
+        if nested { throw PatternError(spec: spec, reason: "unbalanced '{'") }
+        return alternatives + current
+    }
+
+    /// Compiles one brace-free glob into per-component token lists.
+    static func compileGlob(_ text: [UInt8], spec: String) throws(PatternError) -> [GlobComponent] {
+        var components: [GlobComponent] = []
+        var tokens: [GlobToken] = []
+        var i = 0
+        func nextChar() throws(PatternError) -> UInt8 {
+            if i < text.count && text[i] == UInt8(ascii: "\\") { i += 1 }
+            guard i < text.count else { throw PatternError(spec: spec, reason: "pattern ends inside an escape or a '[' set") }
+            defer { i += 1 }
+            return text[i]
+        }
+        while i < text.count {
+            let c = text[i]
+            switch c {
+            case UInt8(ascii: "*"):
+                i += 1
+                if tokens.last != .star { tokens.append(.star) }
+            case UInt8(ascii: "?"):
+                i += 1
+                tokens.append(.any)
+            case UInt8(ascii: "["):
+                i += 1
+                var negated = false
+                if i < text.count && (text[i] == UInt8(ascii: "!") || text[i] == UInt8(ascii: "^")) {
+                    negated = true; i += 1
+                }
+                var set = ByteSet()
+                var first = true
+                while true {
+                    if !first && i < text.count && text[i] == UInt8(ascii: "]") { i += 1; break }
+                    first = false
+                    let low = try nextChar()
+                    if i < text.count && text[i] == UInt8(ascii: "-") {
+                        i += 1
+                        if i < text.count && text[i] == UInt8(ascii: "]") {
+                            i += 1
+                            set.insert(low); set.insert(UInt8(ascii: "-"))
+                            break
+                        }
+                        let high = try nextChar()
+                        if low <= high { for b in low...high { set.insert(b) } }
+                    } else {
+                        set.insert(low)
+                    }
+                }
+                if negated { set.invert() }
+                set.remove(UInt8(ascii: "/"))
+                tokens.append(.set(set))
+            default:
+                let literal = try nextChar()
+                if literal == UInt8(ascii: "/") {
+                    components.append(GlobComponent(tokens: tokens))
+                    tokens = []
+                } else {
+                    tokens.append(.byte(literal))
+                }
+            }
+        }
+        components.append(GlobComponent(tokens: tokens))
+        return components
+    }
+
+    // MARK: - Matching
+
+    /// `Name`: the last `glob.count` components of the path match the glob's components.
+    private static func matchName(_ glob: [GlobComponent], _ bytes: UnsafeBufferPointer<UInt8>,
+                                  lastStart: Int?) -> Bool {
+        var end = bytes.count
+        var start: Int
+        if let lastStart, glob.count >= 1 {
+            start = lastStart
+        } else {
+            start = componentStart(bytes, before: end)
+        }
+        var k = glob.count - 1
+        while true {
+            if !glob[k].matches(bytes, start, end) { return false }
+            if k == 0 { return true }
+            if start == 0 { return false }  // fewer path components than pattern components
+            end = start - 1
+            start = componentStart(bytes, before: end)
+            k -= 1
+        }
+    }
+
+    /// `Path` (whole path) and `BelowPath` (a prefix ending at a component boundary).
+    private static func matchFromStart(_ glob: [GlobComponent], _ bytes: UnsafeBufferPointer<UInt8>,
+                                       allowBelow: Bool) -> Bool {
+        var start = 0
+        for (k, component) in glob.enumerated() {
+            var end = start
+            while end < bytes.count && bytes[end] != 0x2F { end += 1 }
+            if !component.matches(bytes, start, end) { return false }
+            let isLastPattern = k == glob.count - 1
+            let isLastPath = end == bytes.count
+            if isLastPattern { return isLastPath || allowBelow }
+            if isLastPath { return false }
+            start = end + 1
+        }
+        return false
+    }
+
+    /// Index where the component ending at `end` begins.
+    static func componentStart(_ bytes: UnsafeBufferPointer<UInt8>, before end: Int) -> Int {
+        var i = end
+        while i > 0 && bytes[i - 1] != 0x2F { i -= 1 }
+        return i
+    }
+}
+
+/// Why a path specification was rejected.
+public struct PatternError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The specification as written.
+    public var spec: String
+    public var reason: String
+    public init(spec: String, reason: String) { self.spec = spec; self.reason = reason }
+    public var description: String { "bad pattern '\(spec)': \(reason)" }
+}
+
+/// Unison's `ignore` / `ignorenot` semantics, precompiled for the scanner.
+///
+/// A path is ignored when it matches some `ignore` pattern and no `ignorenot` pattern. The
+/// caller does not descend into an ignored directory (so its descendants are ignored too), as
+/// Unison does. Also used for `backup` / `backupnot`.
+public struct IgnoreRules: Sendable {
+    /// The `ignore` patterns, in profile order.
+    public let ignore: [PathPattern]
+    /// The `ignorenot` patterns, in profile order.
+    public let ignoreNot: [PathPattern]
+    private let ignoreNeedsLastStart: Bool
+
+    /// Rules that ignore nothing.
+    public static let none = IgnoreRules(compiled: [], ignoreNot: [])
+
+    /// Compiles `ignore` and `ignorenot` specifications (`Name *.o`, `Path a/b`, ...).
+    /// - Throws: `PatternError` for the first specification that does not parse.
+    public init(ignore: [String], ignoreNot: [String]) throws(PatternError) {
+        var compiled: [PathPattern] = []
+        for spec in ignore { compiled.append(try PathPattern(spec)) }
+        var compiledNot: [PathPattern] = []
+        for spec in ignoreNot { compiledNot.append(try PathPattern(spec)) }
+        self.init(compiled: compiled, ignoreNot: compiledNot)
+    }
+
+    /// Rules from already parsed patterns.
+    public init(compiled ignore: [PathPattern], ignoreNot: [PathPattern]) {
+        self.ignore = ignore
+        self.ignoreNot = ignoreNot
+        self.ignoreNeedsLastStart = (ignore + ignoreNot).contains { $0.kind == .name }
+    }
+
+    /// True when no path can be ignored (no `ignore` patterns).
+    public var isEmpty: Bool { ignore.isEmpty }
+
+    /// Whether `path` is ignored: it matches an `ignore` pattern and no `ignorenot` pattern.
+    public func isIgnored(_ path: RelativePath) -> Bool {
+        if ignore.isEmpty { return false }
+        return path.bytes.withUnsafeBufferPointer { bytes in
+            let lastStart: Int? = ignoreNeedsLastStart
+                ? PathPattern.componentStart(bytes, before: bytes.count) : nil
+            var matched = false
+            for pattern in ignore where pattern.matches(bytes: bytes, lastStart: lastStart) {
+                matched = true
+                break
+            }
+            if !matched { return false }
+            for pattern in ignoreNot where pattern.matches(bytes: bytes, lastStart: lastStart) {
+                return false
+            }
+            return true
+        }
+    }
+}
+
+// MARK: - Glob internals
+
+/// One element of a compiled glob component.
+enum GlobToken: Hashable, Sendable {
+    case byte(UInt8)
+    case any
+    case star
+    case set(ByteSet)
+}
+
+/// The tokens between two `/` of a glob; matches exactly one path component.
+struct GlobComponent: Hashable, Sendable {
+    let tokens: [GlobToken]
+    /// Unison's leading-dot rule: only a leading literal `.` may match a name's leading dot.
+    let startsWithLiteralDot: Bool
+
+    init(tokens: [GlobToken]) {
+        self.tokens = tokens
+        self.startsWithLiteralDot = tokens.first == .byte(UInt8(ascii: "."))
+    }
+
+    /// Whether `bytes[start..<end]` (one component, no `/`) matches; backtracks over the last `*`.
+    func matches(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        if start < end && bytes[start] == UInt8(ascii: ".") && !startsWithLiteralDot { return false }
+        return tokens.withUnsafeBufferPointer { t in
+            var p = 0, s = start
+            var starP = -1, starS = start
+            while s < end {
+                if p < t.count {
+                    switch t[p] {
+                    case .star:
+                        starP = p; starS = s; p += 1
+                        continue
+                    case .byte(let b) where b == bytes[s]:
+                        p += 1; s += 1
+                        continue
+                    case .any:
+                        p += 1; s += 1
+                        continue
+                    case .set(let set) where set.contains(bytes[s]):
+                        p += 1; s += 1
+                        continue
+                    default:
+                        break
+                    }
+                }
+                guard starP >= 0 else { return false }
+                starS += 1
+                s = starS
+                p = starP + 1
+            }
+            while p < t.count && t[p] == .star { p += 1 }
+            return p == t.count
+        }
+    }
+}
+
+/// A set of bytes as a 256-bit bitmap.
+struct ByteSet: Hashable, Sendable {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    func contains(_ b: UInt8) -> Bool {
+        let bit = UInt64(1) << UInt64(b & 63)
+        switch b >> 6 {
+        case 0: return words.0 & bit != 0
+        case 1: return words.1 & bit != 0
+        case 2: return words.2 & bit != 0
+        default: return words.3 & bit != 0
+        }
+    }
+
+    mutating func insert(_ b: UInt8) {
+        let bit = UInt64(1) << UInt64(b & 63)
+        switch b >> 6 {
+        case 0: words.0 |= bit
+        case 1: words.1 |= bit
+        case 2: words.2 |= bit
+        default: words.3 |= bit
+        }
+    }
+
+    mutating func remove(_ b: UInt8) {
+        let bit = ~(UInt64(1) << UInt64(b & 63))
+        switch b >> 6 {
+        case 0: words.0 &= bit
+        case 1: words.1 &= bit
+        case 2: words.2 &= bit
+        default: words.3 &= bit
+        }
+    }
+
+    mutating func invert() { words = (~words.0, ~words.1, ~words.2, ~words.3) }
+
+    static func == (l: ByteSet, r: ByteSet) -> Bool {
+        l.words.0 == r.words.0 && l.words.1 == r.words.1 && l.words.2 == r.words.2 && l.words.3 == r.words.3
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0); hasher.combine(words.1); hasher.combine(words.2); hasher.combine(words.3)
+    }
+}
+
+/// A compiled `Regex` held by reference; Swift's `Regex` is used only through `wholeMatch`.
+final class CompiledRegex: @unchecked Sendable {
+    // Regex values are immutable after construction; matching does not mutate them.
+    private let regex: Regex<AnyRegexOutput>
+
+    init(_ regex: Regex<AnyRegexOutput>) { self.regex = regex.matchingSemantics(.unicodeScalar) }
+
+    func wholeMatches(_ string: String) -> Bool {
+        (try? regex.wholeMatch(in: string)) != nil
+    }
+}
+
+/// Trims spaces, tabs, CR and LF at both ends (Unison's `trimWhitespace`).
+func trimWhitespace(_ s: String) -> String {
+    let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" }
+    guard let first = s.firstIndex(where: { !isSpace($0) }),
+          let last = s.lastIndex(where: { !isSpace($0) }) else { return "" }
+    return String(s[first...last])
+}
