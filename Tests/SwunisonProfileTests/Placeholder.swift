@@ -1,2 +1,0 @@
-import Testing
-@Test func SwunisonProfileTestsPlaceholder() { #expect(Bool(true)) }
