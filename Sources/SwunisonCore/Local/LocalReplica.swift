@@ -1,0 +1,237 @@
+import Dispatch
+import Glibc
+import SwunisonFS
+import SwunisonModel
+import SwunisonStorage
+
+/// A replica on this host: a root directory, served with system calls beneath it, and its scan
+/// cache (the baseline that lets a scan report only what changed).
+///
+/// `swunison server` serves a `LocalReplica` over the wire, so the remote side runs this same code.
+/// Thread safety: file operations may run concurrently (each uses its own descriptors beneath
+/// the shared root descriptor); the scan cache is used under a lock.
+public final class LocalReplica: Replica, @unchecked Sendable {
+    public let displayName: String
+    private let files: ReplicaFiles
+    private let cacheDirectory: String
+    private let attributes: AttributeSelection
+    private let lock = Mutex()
+    private var cache: ScanCache?
+
+    /// Opens a root.
+    /// - Parameters:
+    ///   - root: the root directory's path; it must exist and be a directory.
+    ///   - displayName: the root as the user wrote it.
+    ///   - cacheDirectory: where scan caches live (created if needed).
+    ///   - backupDirectory: where replaced and losing versions are kept (Invariant 3).
+    ///   - maxBackups: generations kept per path (at least one is always kept).
+    ///   - attributes: which attributes are propagated.
+    /// - Throws: ``ReplicaError/badRoot(root:message:)`` when the root is missing or not a directory
+    ///   — never treated as an empty replica (Invariant 6).
+    public init(root: String, displayName: String? = nil, cacheDirectory: String, backupDirectory: String,
+                maxBackups: Int, attributes: AttributeSelection) throws {
+        self.displayName = displayName ?? root
+        var st = Glibc.stat()
+        if fstatat(AT_FDCWD, root, &st, 0) != 0 {
+            let e = errno
+            throw ReplicaError.badRoot(root: root, message: e == ENOENT
+                ? "does not exist (is the disk mounted? create the directory if this is a new replica)"
+                : String(cString: strerror(e)))
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            throw ReplicaError.badRoot(root: root, message: "is not a directory")
+        }
+        do {
+            files = try ReplicaFiles(root: root, backupDirectory: backupDirectory, maxBackups: maxBackups)
+        } catch {
+            throw ReplicaError.badRoot(root: root, message: "\(error)")
+        }
+        self.cacheDirectory = cacheDirectory
+        self.attributes = attributes
+    }
+
+    // MARK: Scan
+
+    public func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
+        try makeDirectories(cacheDirectory)
+        let cache = try ScanCache.open(path: cacheDirectory + "/" + request.cacheKey + ".db")
+        lock.withLock { self.cache = cache }
+        let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
+        let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
+        let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty ? nil : { @Sendable in rules.isIgnored($0) }
+        let rootPath = files.rootPath
+        let options = ScanOptions(paths: request.paths, delta: isDelta, fastcheck: request.fastcheck,
+                                  attributes: request.attributes, isIgnored: isIgnored, now: Self.now())
+
+        return try await withCheckedThrowingContinuation { continuation in
+            // The walk is blocking system calls: run it on its own thread, not the async pool.
+            DispatchQueue.global().async {
+                do {
+                    let root = try DirectoryFD.openRoot(rootPath)
+                    var cursor = try cache.cursor(under: request.paths)
+                    // A full scan rebuilds this cache from what is on disk (snapshot cleared until the
+                    // run commits); a delta scan leaves it alone except for fingerprint refreshes.
+                    let rewrite = isDelta ? nil : try cache.beginRewrite(under: request.paths)
+                    let outcome = try SwunisonFS.scan(root: root, baseline: &cursor, options: options) { batch in
+                        if let rewrite {
+                            try rewrite.add(batch.lazy.compactMap { c in c.new.map { BaselineEntry(path: c.path, entry: $0) } })
+                        }
+                        try sink(batch)
+                    }
+                    try rewrite?.commit()
+                    if isDelta && !outcome.refreshed.isEmpty { try cache.refreshFingerprints(outcome.refreshed) }
+                    continuation.resume(returning: ScanResult(
+                        isDelta: isDelta, entryCount: outcome.entryCount,
+                        problems: outcome.problems.map { ScanProblem(path: $0.path, message: $0.message) }))
+                } catch let error as ReplicaError {
+                    continuation.resume(throwing: error)
+                } catch {
+                    continuation.resume(throwing: ReplicaError.badRoot(root: self.displayName, message: "scan failed: \(error)"))
+                }
+            }
+        }
+    }
+
+    // MARK: Content
+
+    public func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
+        let handle = try mapped { () throws(FileOperationError) in
+            try files.openForReading(path, expected: withOwnFingerprint(expected, at: path)!)
+        }
+        return LocalFileReader(handle: handle)
+    }
+
+    public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
+                          replacing: Entry?, backup: Bool) async throws -> Entry {
+        let writer = try mapped { () throws(FileOperationError) in try files.beginWrite(path, entry: entry) }
+        do {
+            while let chunk = try await source.read() {
+                try mapped { () throws(FileOperationError) in try writer.append(chunk) }
+            }
+            let expected = withOwnFingerprint(replacing, at: path)
+            return try mapped { () throws(FileOperationError) in
+                try writer.commit(replacing: expected, backup: backup, attributes: attributes)
+            }
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    // MARK: Tree
+
+    public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try mapped { () throws(FileOperationError) in
+            try files.makeDirectory(path, entry: entry, replacing: withOwnFingerprint(replacing, at: path),
+                                    backup: backup, attributes: attributes)
+        }
+    }
+
+    public func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try mapped { () throws(FileOperationError) in
+            try files.makeSymlink(path, target: entry.linkTarget ?? [], replacing: withOwnFingerprint(replacing, at: path),
+                                  backup: backup)
+        }
+    }
+
+    public func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
+        try mapped { () throws(FileOperationError) in
+            try files.remove(path, expected: withOwnFingerprint(expected, at: path)!, backup: backup)
+        }
+    }
+
+    public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
+        try mapped { () throws(FileOperationError) in
+            try files.backup(path, expected: withOwnFingerprint(expected, at: path)!)
+        }
+    }
+
+    public func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
+        try mapped { () throws(FileOperationError) in
+            try files.setAttributes(path, expected: withOwnFingerprint(expected, at: path)!, to: entry,
+                                    selection: attributes)
+        }
+    }
+
+    public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
+        guard let cache = lock.withLock({ self.cache }) else {
+            throw ReplicaError.other("\(displayName): no scan in this session, nothing to commit")
+        }
+        try lock.withLock { try cache.apply(updates.map { ($0.path, $0.entry) }, snapshot: snapshot) }
+    }
+
+    public func close() async {
+        lock.withLock { cache = nil }
+    }
+
+    // MARK: Helpers
+
+    /// The expected entry with this replica's own fingerprint, when the caller only knows the
+    /// archived state (whose fingerprint, if any, belongs to the other replica). Without one,
+    /// the expected-state check falls back to comparing digests (Invariant 2).
+    private func withOwnFingerprint(_ entry: Entry?, at path: RelativePath) -> Entry? {
+        guard var entry, entry.kind == .file, entry.fingerprint == nil else { return entry }
+        let cached = lock.withLock { try? cache?.lookup(path) } ?? nil
+        if let cached, cached.sameContent(as: entry), let fingerprint = cached.fingerprint,
+           fingerprint != .untrusted, fingerprint.size == entry.size {
+            entry.fingerprint = fingerprint
+        }
+        return entry
+    }
+
+    private func mapped<T>(_ body: () throws(FileOperationError) -> T) throws(ReplicaError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw Self.replicaError(error)
+        }
+    }
+
+    static func replicaError(_ error: FileOperationError) -> ReplicaError {
+        switch error {
+        case .changedDuringSync(let path): return .changedDuringSync(path)
+        case .digestMismatch(let path): return .digestMismatch(path)
+        case .unsupportedKind: return .other("\(error)")
+        case let .system(path, operation, call):
+            return .system(path: path, operation: operation, errno: call.errno, message: "\(error)")
+        }
+    }
+
+    private static func now() -> Nanoseconds {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+/// `mkdir -p` with mode 0700 (profile and cache directories hold private state).
+public func makeDirectories(_ path: String) throws {
+    var current = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+        current += "/" + part
+        if mkdir(current, 0o700) != 0 && errno != EEXIST {
+            throw ReplicaError.other("cannot create directory \(current): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Streams a local file in 1 MiB chunks.
+final class LocalFileReader: FileReader, @unchecked Sendable {
+    private let handle: FileReadHandle
+    private static let chunkSize = 1 << 20
+
+    init(handle: FileReadHandle) { self.handle = handle }
+
+    func read() async throws -> [UInt8]? {
+        let size = min(Self.chunkSize, max(Int(handle.entry.size), 4096))
+        var chunk = [UInt8](repeating: 0, count: size)
+        let n = try chunk.withUnsafeMutableBytes { buffer throws(ReplicaError) -> Int in
+            do throws(FileOperationError) { return try handle.read(into: buffer) } catch { throw LocalReplica.replicaError(error) }
+        }
+        if n == 0 { return nil }
+        chunk.removeLast(size - n)
+        return chunk
+    }
+
+    func close() async { handle.close() }
+}

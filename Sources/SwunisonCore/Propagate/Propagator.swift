@@ -1,0 +1,366 @@
+import SwunisonModel
+import SwunisonReconcile
+
+/// The two replicas of a run, addressed by side.
+public struct ReplicaPair: Sendable {
+    public let a: any Replica
+    public let b: any Replica
+
+    public init(a: any Replica, b: any Replica) { self.a = a; self.b = b }
+
+    public subscript(side: Side) -> any Replica { side == .a ? a : b }
+}
+
+/// What Propagate needs from the profile.
+public struct PropagationOptions: Sendable {
+    /// Attributes that take part in comparisons (perms, owner, group, times).
+    public var attributes: AttributeSelection
+    /// Whether a file overwritten or deleted by a non-conflict propagation is kept in the backup
+    /// location (`backup` / `backupnot`). Conflict losers are always kept (Invariant 3).
+    public var shouldBackup: @Sendable (RelativePath) -> Bool
+    /// How many operations may be in flight at once (many for a distant replica).
+    public var maxConcurrentOperations: Int
+
+    public init(attributes: AttributeSelection, shouldBackup: @escaping @Sendable (RelativePath) -> Bool = { _ in true },
+                maxConcurrentOperations: Int = 32) {
+        self.attributes = attributes; self.shouldBackup = shouldBackup
+        self.maxConcurrentOperations = maxConcurrentOperations
+    }
+}
+
+/// The state of a path after it was propagated successfully: what both replicas now agree on,
+/// and the entries written on each side (with the fingerprint the write produced).
+public struct PathResult: Sendable {
+    public var path: RelativePath
+    /// The agreed entry (nil = the path is now absent on both sides).
+    public var agreed: Entry?
+    /// Entries written on side A / B by this run (absent key = that side was not changed).
+    public var writtenA: Entry??
+    public var writtenB: Entry??
+
+    public func written(_ side: Side) -> Entry?? { side == .a ? writtenA : writtenB }
+}
+
+/// A path that could not be propagated, and why.
+public struct PathFailure: Sendable, CustomStringConvertible {
+    public var path: RelativePath
+    public var side: Side
+    public var message: String
+    /// True for transient failures (changed during sync, lost connection) worth a retry.
+    public var isRetryable: Bool
+
+    public var description: String { message }
+}
+
+/// Where the previous version of a path was kept.
+public struct BackupRecord: Sendable {
+    public var path: RelativePath
+    public var side: Side
+    public var location: String
+    /// The version kept lost a conflict (the summary names each of these).
+    public var isConflictLoser: Bool
+}
+
+/// How one plan item ended.
+public enum ItemOutcome: Sendable, Equatable {
+    /// Every path of the item was propagated (or only the archive needed updating).
+    case done
+    /// Not attempted: an unresolved conflict or the user's choice.
+    case skipped
+    /// At least one path failed.
+    case failed
+}
+
+/// The outcome of propagating a plan.
+public struct PropagationResult: Sendable {
+    /// Paths that now agree on both sides, to be recorded in the archive (Invariant 4).
+    public var succeeded: [PathResult] = []
+    public var failures: [PathFailure] = []
+    public var backups: [BackupRecord] = []
+    /// One outcome per plan item, in plan order.
+    public var outcomes: [ItemOutcome] = []
+    /// Bytes of file content copied.
+    public var bytesCopied: Int64 = 0
+}
+
+/// Carries out a plan through two Replicas and reports exactly what happened.
+///
+/// Each item becomes operations on the losing/receiving side. Deletions run first, deepest paths
+/// first, so a directory is removed only after its contents; then creations and updates,
+/// shallowest first, so a file is written only after its directory exists. Within one depth the
+/// operations run concurrently (bounded), which is what keeps a distant replica busy instead of
+/// waiting one round trip per file. A failed operation never stops the run: the path is reported,
+/// and anything that depends on it (a file in a directory that could not be created, a directory
+/// whose contents could not be removed) is skipped.
+public final class Propagator: Sendable {
+    private let replicas: ReplicaPair
+    private let options: PropagationOptions
+
+    public init(replicas: ReplicaPair, options: PropagationOptions) {
+        self.replicas = replicas
+        self.options = options
+    }
+
+    /// Runs the items whose decision is a propagation; conflicts are reported as skipped.
+    /// - Parameter progress: called after each operation with the path and bytes copied.
+    public func run(_ items: [PlanItem], progress: (@Sendable (RelativePath, Int64) -> Void)? = nil) async -> PropagationResult {
+        var result = PropagationResult()
+        result.outcomes = Array(repeating: .done, count: items.count)
+        var ledger = Ledger()
+        var deletions: [[Operation]] = []
+        var creations: [[Operation]] = []
+
+        func add(_ op: Operation) {
+            let d = op.depth
+            if op.isDeletion {
+                while deletions.count <= d { deletions.append([]) }
+                deletions[d].append(op)
+            } else {
+                while creations.count <= d { creations.append([]) }
+                creations[d].append(op)
+            }
+            ledger.expect(op)
+        }
+
+        for (index, item) in items.enumerated() {
+            let from: Side
+            let isConflict: Bool
+            switch item.decision {
+            case .conflict:
+                result.outcomes[index] = .skipped
+                continue
+            case .archiveOnly:
+                for state in [item.state] + item.descendants {
+                    result.succeeded.append(PathResult(path: state.path, agreed: state.a ?? state.b))
+                }
+                continue
+            case .propagate(let side):
+                from = side; isConflict = false
+            case .resolvedConflict(let side, _):
+                from = side; isConflict = true
+            }
+            let to = from.other
+            for state in [item.state] + item.descendants {
+                let source = state.entry(on: from)
+                let target = state.entry(on: to)
+                if options.attributes.equivalent(source, target) {
+                    // Already in step (e.g. an unchanged file inside a restored directory).
+                    result.succeeded.append(PathResult(path: state.path, agreed: source))
+                    continue
+                }
+                ledger.begin(state.path, agreed: source, item: index)
+                let backup = isConflict || options.shouldBackup(state.path)
+                func op(_ action: Operation.Action, source: Entry?, expected: Entry?) -> Operation {
+                    Operation(action: action, path: state.path, target: to, source: source, expected: expected,
+                              backup: backup, isConflictLoser: isConflict, itemIndex: index)
+                }
+                guard let source else {
+                    // Deleted on the source side: remove it on the target (Invariant 3 keeps a copy).
+                    if let target { add(op(.remove, source: nil, expected: target)) }
+                    continue
+                }
+                var expected = target
+                if let existing = target, existing.kind != source.kind,
+                   existing.kind == .directory || source.kind == .directory {
+                    // A kind change to or from a directory cannot be one rename: remove first
+                    // (a directory's contents are removed by their own deletions, deeper first).
+                    add(op(.remove, source: nil, expected: existing))
+                    expected = nil
+                }
+                switch source.kind {
+                case .directory:
+                    add(op(expected == nil ? .makeDirectory : .setAttributes, source: source, expected: expected))
+                case .symlink:
+                    add(op(.makeSymlink, source: source, expected: expected))
+                case .file:
+                    if let existing = expected, existing.kind == .file, existing.sameContent(as: source) {
+                        add(op(.setAttributes, source: source, expected: existing))
+                    } else {
+                        add(op(.copyFile, source: source, expected: expected))
+                    }
+                }
+            }
+        }
+
+        // Deepest deletions first, then creations from the top down.
+        for level in deletions.reversed() where !level.isEmpty {
+            await runLevel(level, ledger: &ledger, result: &result, progress: progress)
+        }
+        for level in creations where !level.isEmpty {
+            await runLevel(level, ledger: &ledger, result: &result, progress: progress)
+        }
+
+        let (succeeded, failedItems) = ledger.finish()
+        result.succeeded.append(contentsOf: succeeded)
+        for index in failedItems { result.outcomes[index] = .failed }
+        return result
+    }
+
+    /// Runs one depth level's operations concurrently, at most `maxConcurrentOperations` at once.
+    private func runLevel(_ ops: [Operation], ledger: inout Ledger, result: inout PropagationResult,
+                          progress: (@Sendable (RelativePath, Int64) -> Void)?) async {
+        let runnable = ops.filter { op in
+            if let reason = ledger.blockedReason(op) {
+                ledger.fail(op, message: reason, retryable: false)
+                result.failures.append(PathFailure(path: op.path, side: op.target, message: "\(op.path): \(reason)",
+                                                   isRetryable: false))
+                return false
+            }
+            return true
+        }
+        await withTaskGroup(of: (Int, Result<OperationResult, Error>).self) { group in
+            var next = 0
+            var inFlight = 0
+            func launch() {
+                let index = next
+                let op = runnable[index]
+                next += 1
+                inFlight += 1
+                group.addTask { [self] in
+                    do { return (index, .success(try await self.perform(op))) } catch { return (index, .failure(error)) }
+                }
+            }
+            while next < runnable.count && inFlight < options.maxConcurrentOperations { launch() }
+            while let (index, outcome) = await group.next() {
+                inFlight -= 1
+                let op = runnable[index]
+                switch outcome {
+                case .success(let done):
+                    ledger.complete(op, written: done.written)
+                    if let location = done.backupLocation {
+                        result.backups.append(BackupRecord(path: op.path, side: op.target, location: location,
+                                                           isConflictLoser: op.isConflictLoser))
+                    }
+                    result.bytesCopied += done.bytesCopied
+                    progress?(op.path, done.bytesCopied)
+                case .failure(let error):
+                    let retryable = (error as? ReplicaError)?.isRetryable ?? false
+                    let message = "\(error)"
+                    ledger.fail(op, message: message, retryable: retryable)
+                    result.failures.append(PathFailure(path: op.path, side: op.target, message: message,
+                                                       isRetryable: retryable))
+                }
+                if next < runnable.count { launch() }
+            }
+        }
+    }
+
+    private struct OperationResult: Sendable {
+        var written: Entry?
+        var backupLocation: String?
+        var bytesCopied: Int64 = 0
+    }
+
+    /// Performs one operation on the target replica.
+    private func perform(_ op: Operation) async throws -> OperationResult {
+        let target = replicas[op.target]
+        switch op.action {
+        case .remove:
+            // Only reached with an expected entry (see `run`).
+            guard let expected = op.expected else { return OperationResult(written: nil) }
+            let location = try await target.remove(op.path, expected: expected, backup: op.backup && expected.kind != .directory)
+            return OperationResult(written: nil, backupLocation: op.backup ? location : nil)
+        case .makeDirectory:
+            let entry = try await target.makeDirectory(op.path, entry: op.source!, replacing: op.expected, backup: op.backup)
+            return OperationResult(written: entry)
+        case .makeSymlink:
+            var location: String?
+            if op.backup, let existing = op.expected, existing.kind == .file {
+                location = try await target.backup(op.path, expected: existing)
+            }
+            let entry = try await target.makeSymlink(op.path, entry: op.source!, replacing: op.expected, backup: false)
+            return OperationResult(written: entry, backupLocation: location)
+        case .setAttributes:
+            let entry = try await target.setAttributes(op.path, expected: op.expected!, to: op.source!)
+            return OperationResult(written: entry)
+        case .copyFile:
+            let source = op.source!
+            var location: String?
+            if op.backup, let existing = op.expected, existing.kind == .file {
+                // Keep the version about to be replaced before anything else happens (Invariant 3).
+                location = try await target.backup(op.path, expected: existing)
+            }
+            let reader = try await replicas[op.target.other].openFile(op.path, expected: source)
+            do {
+                let entry = try await target.writeFile(op.path, entry: source, from: reader,
+                                                       replacing: op.expected, backup: false)
+                await reader.close()
+                return OperationResult(written: entry, backupLocation: location, bytesCopied: source.size)
+            } catch {
+                await reader.close()
+                throw error
+            }
+        }
+    }
+}
+
+/// Bookkeeping of which paths are still pending, which succeeded and which failed.
+private struct Ledger {
+    private struct Pending {
+        var agreed: Entry?
+        var item: Int
+        var remaining = 0
+        var failed = false
+        var writtenA: Entry?? = .none
+        var writtenB: Entry?? = .none
+    }
+
+    private var pending: [RelativePath: Pending] = [:]
+    /// Paths where an operation failed; anything beneath them is skipped.
+    private var failedPaths: Set<RelativePath> = []
+    /// Directories that still hold something that could not be removed.
+    private var blockedDirectories: Set<RelativePath> = []
+    private var failedItems: Set<Int> = []
+
+    mutating func begin(_ path: RelativePath, agreed: Entry?, item: Int) {
+        pending[path] = Pending(agreed: agreed, item: item)
+    }
+
+    mutating func expect(_ op: Operation) { pending[op.path]?.remaining += 1 }
+
+    /// Why an operation must not run, if it must not.
+    func blockedReason(_ op: Operation) -> String? {
+        if op.isDeletion {
+            if blockedDirectories.contains(op.path) { return "not removed: something inside it could not be removed" }
+            return nil
+        }
+        if failedPaths.contains(op.path) { return "skipped: its previous version could not be removed" }
+        var ancestor = op.path.parent
+        while let p = ancestor, !p.isRoot {
+            if failedPaths.contains(p) { return "skipped: its directory \(p) could not be created" }
+            ancestor = p.parent
+        }
+        return nil
+    }
+
+    mutating func complete(_ op: Operation, written: Entry?) {
+        guard var p = pending[op.path] else { return }
+        p.remaining -= 1
+        if op.target == .a { p.writtenA = .some(written) } else { p.writtenB = .some(written) }
+        pending[op.path] = p
+    }
+
+    mutating func fail(_ op: Operation, message: String, retryable: Bool) {
+        pending[op.path]?.failed = true
+        pending[op.path]?.remaining -= 1
+        if let item = pending[op.path]?.item { failedItems.insert(item) }
+        failedPaths.insert(op.path)
+        if op.isDeletion {
+            var ancestor = op.path.parent
+            while let p = ancestor, !p.isRoot {
+                blockedDirectories.insert(p)
+                ancestor = p.parent
+            }
+        }
+    }
+
+    /// Paths whose every operation succeeded, and the items that had a failure.
+    func finish() -> ([PathResult], Set<Int>) {
+        var done: [PathResult] = []
+        done.reserveCapacity(pending.count)
+        for (path, p) in pending where !p.failed && p.remaining == 0 {
+            done.append(PathResult(path: path, agreed: p.agreed, writtenA: p.writtenA, writtenB: p.writtenB))
+        }
+        return (done, failedItems)
+    }
+}

@@ -1,0 +1,269 @@
+import Logging
+import SwunisonModel
+import SwunisonReconcile
+import SwunisonStorage
+
+/// A fatal condition that stops the run before anything is changed (exit code 3).
+public enum SessionError: Error, Sendable, CustomStringConvertible {
+    /// A root (or top-level path) was emptied on one side only (Invariant 6, `confirmbigdel`).
+    case bigDeletion(side: String, paths: [String], count: Int)
+    /// A replica could not be scanned at all.
+    case scanFailed(side: String, message: String)
+
+    public var description: String {
+        switch self {
+        case let .bigDeletion(side, paths, count):
+            let what = paths == ["."] ? "the whole root" : paths.joined(separator: ", ")
+            return "\(side) looks emptied (\(what) is gone there): propagating that would delete \(count) paths on the "
+                + "other side. Nothing was changed. If the deletion is intended, run again with -confirmbigdel=false "
+                + "(or answer the prompt interactively); otherwise check that the root is mounted and correct."
+        case let .scanFailed(side, message):
+            return "cannot scan \(side): \(message)"
+        }
+    }
+}
+
+/// One synchronisation run: Scan → Reconcile → (review) → Propagate → commit, and retries.
+///
+/// Session only sequences the phases; each phase lives in its own module. The archive and both
+/// replicas' scan caches change only after propagation, and only for paths that succeeded
+/// (Invariant 4): a crash at any moment leaves snapshot ids that no longer match, and the next
+/// run falls back to comparing everything with the archive, which converges.
+public final class Session: Sendable {
+    private let options: SessionOptions
+    private let replicas: ReplicaPair
+    private let archive: Archive
+    private let interface: any SessionInterface
+    private let logger: Logger
+
+    public init(options: SessionOptions, replicas: ReplicaPair, archive: Archive,
+                interface: any SessionInterface, logger: Logger) {
+        self.options = options
+        self.replicas = replicas
+        self.archive = archive
+        self.interface = interface
+        self.logger = logger
+    }
+
+    /// Runs the synchronisation, with up to `retry` extra rounds for paths that failed.
+    /// - Throws: `SessionError` (or a storage/replica error) for fatal conditions; per-path
+    ///   failures are in the summary instead.
+    public func run() async throws -> RunSummary {
+        var summary = RunSummary()
+        summary.dryRun = options.dryRun
+        var paths = options.paths
+        var round = 0
+        while true {
+            let retrying = round > 0
+            let outcome = try await runRound(paths: paths, isRetry: retrying, summary: &summary)
+            guard let retryPaths = outcome, round < options.retry, !retryPaths.isEmpty else { break }
+            round += 1
+            interface.notice("retrying \(retryPaths.count) failed path\(retryPaths.count == 1 ? "" : "s") (\(round) of \(options.retry))")
+            logger.info("retry round \(round) for \(retryPaths.count) paths")
+            paths = minimalSubtrees(retryPaths)
+        }
+        return summary
+    }
+
+    /// One scan-reconcile-propagate-commit cycle over `paths`. Returns the paths worth retrying
+    /// (nil when the run stopped: dry run, user quit).
+    private func runRound(paths: [RelativePath], isRetry: Bool, summary: inout RunSummary) async throws -> [RelativePath]? {
+        let snapshots = try archive.snapshots
+        interface.scanStarted()
+        async let scanA = scan(.a, paths: paths, expected: snapshots.a)
+        async let scanB = scan(.b, paths: paths, expected: snapshots.b)
+        let sideA = try await scanA
+        let sideB = try await scanB
+        interface.scanFinished(a: sideA.result, b: sideB.result)
+        logger.info("scanned: A \(sideA.result.entryCount) entries, \(sideA.changes.count) changed (\(sideA.result.isDelta ? "delta" : "full")); B \(sideB.result.entryCount) entries, \(sideB.changes.count) changed (\(sideB.result.isDelta ? "delta" : "full"))")
+
+        // Paths a scan could not read are left out of this run on both sides.
+        let problems = sideA.result.problems.map { (Side.a, $0) } + sideB.result.problems.map { (Side.b, $0) }
+        if !isRetry { summary.problems += problems }
+        let excluded = problems.map(\.1.path)
+
+        func keep(_ c: ScanChange) -> Bool { !excluded.contains { c.path.isDescendant(orEqualTo: $0) } }
+        let states = try ChangeMerger.merge(a: sideA.changes.filter(keep), b: sideB.changes.filter(keep))
+        var items = reconcile(states, options: options.reconcile)
+
+        try checkBigDeletion(items: items, scanA: sideA, scanB: sideB, paths: paths)
+
+        if !isRetry {
+            guard let reviewed = await interface.review(items) else {
+                summary.quit = true
+                summary.items = items
+                return nil
+            }
+            items = reviewed
+            summary.items = items
+        }
+        if options.dryRun { return nil }
+
+        let propagator = Propagator(replicas: replicas, options: PropagationOptions(
+            attributes: options.attributes, shouldBackup: options.shouldBackup,
+            maxConcurrentOperations: options.maxConcurrentOperations))
+        let interface = self.interface
+        let result = await propagator.run(items) { path, bytes in interface.propagated(path, bytes: bytes) }
+
+        try await commit(result, sideA: sideA, sideB: sideB, problemsA: sideA.result.problems,
+                         problemsB: sideB.result.problems)
+
+        // Tally this round. A retry round's items replace the failures they retry.
+        if isRetry {
+            summary.failed = 0
+            summary.failures = []
+        }
+        for (index, outcome) in result.outcomes.enumerated() {
+            switch outcome {
+            case .done:
+                if case .conflict = items[index].decision { continue }
+                summary.transferred += 1
+            case .skipped: if !isRetry { summary.skipped += 1 }
+            case .failed: summary.failed += 1
+            }
+        }
+        summary.failures += result.failures
+        summary.backups += result.backups
+        summary.bytesCopied += result.bytesCopied
+        for failure in result.failures { logger.warning("failed: \(failure.message)") }
+
+        let retryable = result.failures.filter(\.isRetryable).map(\.path)
+        return Array(Set(retryable))
+    }
+
+    /// What one side's scan produced, with `old` always the archive's entry.
+    private struct SideScan: Sendable {
+        var result: ScanResult
+        var changes: [ScanChange]
+        /// Changes by path, for the commit (new entries carry this side's fingerprints).
+        var reported: [RelativePath: ScanChange]
+    }
+
+    private func scan(_ side: Side, paths: [RelativePath], expected: UInt64?) async throws -> SideScan {
+        let request = ScanRequest(paths: paths, ignore: options.ignore, ignoreNot: options.ignoreNot,
+                                  expectedSnapshot: expected, fastcheck: options.fastcheck,
+                                  attributes: options.attributes, cacheKey: options.cacheKey + "-" + side.description)
+        let collector = ChangeCollector()
+        let result: ScanResult
+        do {
+            result = try await replicas[side].scan(request) { batch in collector.append(batch) }
+        } catch let error as ReplicaError {
+            throw error
+        } catch {
+            throw SessionError.scanFailed(side: replicas[side].displayName, message: "\(error)")
+        }
+        var changes = collector.take()
+        if !result.isDelta {
+            // The replica's cache did not match the archive: compare everything it has with the archive.
+            let excluded = result.problems.map(\.path)
+            var diff = FullScanDiff(archive: try archive.cursor(under: paths), selection: options.attributes,
+                                    excluded: excluded)
+            changes = try diff.feed(changes) + diff.finish()
+        }
+        // A side's `old` is the archive's entry: the fingerprint it may carry belongs to the
+        // reporting replica, never to the other one, so it is dropped here.
+        var reported: [RelativePath: ScanChange] = [:]
+        reported.reserveCapacity(changes.count)
+        for i in changes.indices {
+            changes[i].old?.fingerprint = nil
+            reported[changes[i].path] = changes[i]
+        }
+        return SideScan(result: result, changes: changes, reported: reported)
+    }
+
+    /// Records what happened: each replica's cache first, then the archive (Invariant 4).
+    private func commit(_ result: PropagationResult, sideA: SideScan, sideB: SideScan,
+                        problemsA: [ScanProblem], problemsB: [ScanProblem]) async throws {
+        var archiveUpdates: [BaselineUpdate] = []
+        var cacheUpdates: [Side: [BaselineUpdate]] = [.a: [], .b: []]
+        var succeeded = Set<RelativePath>()
+        archiveUpdates.reserveCapacity(result.succeeded.count)
+        for path in result.succeeded {
+            succeeded.insert(path.path)
+            archiveUpdates.append(BaselineUpdate(path: path.path, entry: path.agreed?.withoutFingerprint))
+            for (side, scan) in [(Side.a, sideA), (Side.b, sideB)] {
+                if case .some(let written) = path.written(side) {
+                    cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: written))
+                } else if let change = scan.reported[path.path] {
+                    cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: change.new))
+                }
+            }
+        }
+        for (side, scan, problems) in [(Side.a, sideA, problemsA), (Side.b, sideB, problemsB)] where !scan.result.isDelta {
+            // A full scan replaced the cache with what is on disk; paths that did not propagate
+            // must go back to their archived state, so that they are reported again next time.
+            for (path, change) in scan.reported where !succeeded.contains(path) {
+                cacheUpdates[side]!.append(BaselineUpdate(path: path, entry: change.old))
+            }
+            for problem in problems {
+                var rows = try archive.cursor(under: [problem.path])
+                while let row = try rows.next() {
+                    cacheUpdates[side]!.append(BaselineUpdate(path: row.path, entry: row.entry))
+                }
+            }
+        }
+        let snapshotA = UInt64.random(in: 1...UInt64.max)
+        let snapshotB = UInt64.random(in: 1...UInt64.max)
+        try await replicas.a.commitBaseline(sortedForCommit(cacheUpdates[.a]!), snapshot: snapshotA)
+        try await replicas.b.commitBaseline(sortedForCommit(cacheUpdates[.b]!), snapshot: snapshotB)
+        try archive.commit(updates: sortedForCommit(archiveUpdates).map { ($0.path, $0.entry) },
+                           snapshotA: snapshotA, snapshotB: snapshotB)
+        logger.info("committed \(archiveUpdates.count) archive updates")
+    }
+
+    /// Updates sorted in walk order, with a deletion of a directory applied before anything
+    /// recreated beneath it is written (deletions remove whole subtrees).
+    private func sortedForCommit(_ updates: [BaselineUpdate]) -> [BaselineUpdate] {
+        updates.sorted { l, r in
+            if l.path == r.path { return l.entry == nil && r.entry != nil }
+            return l.path < r.path
+        }
+    }
+
+    /// Invariant 6: a replica that looks emptied must not propagate mass deletion.
+    private func checkBigDeletion(items: [PlanItem], scanA: SideScan, scanB: SideScan, paths: [RelativePath]) throws {
+        guard options.confirmBigDeletes else { return }
+        for (side, scan, other) in [(Side.a, scanA, scanB), (Side.b, scanB, scanA)] {
+            // The side has nothing left in the scanned area while the other side still has entries.
+            guard scan.result.entryCount == 0, other.result.entryCount > 0 else { continue }
+            var deletions = 0
+            for item in items {
+                guard case .propagate(let from) = item.decision, from == side else {
+                    if case .resolvedConflict(let from, _) = item.decision, from == side {
+                        deletions += ([item.state] + item.descendants).filter { $0.entry(on: side) == nil }.count
+                    }
+                    continue
+                }
+                deletions += ([item.state] + item.descendants).filter { $0.entry(on: side) == nil && $0.entry(on: side.other) != nil }.count
+            }
+            if deletions > 0 {
+                throw SessionError.bigDeletion(side: replicas[side].displayName,
+                                               paths: paths.isEmpty ? ["."] : paths.map(\.description),
+                                               count: deletions)
+            }
+        }
+    }
+
+    /// The smallest set of subtrees covering `paths` (a retry rescans only these).
+    private func minimalSubtrees(_ paths: [RelativePath]) -> [RelativePath] {
+        var out: [RelativePath] = []
+        for p in paths.sorted() where !(out.last.map { p.isDescendant(orEqualTo: $0) } ?? false) {
+            out.append(p)
+        }
+        return out
+    }
+}
+
+/// Collects scan batches arriving on the scanner's thread.
+private final class ChangeCollector: @unchecked Sendable {
+    private let lock = Mutex()
+    private var changes: [ScanChange] = []
+
+    func append(_ batch: [ScanChange]) {
+        lock.withLock { changes.append(contentsOf: batch) }
+    }
+
+    func take() -> [ScanChange] {
+        lock.withLock { changes }
+    }
+}

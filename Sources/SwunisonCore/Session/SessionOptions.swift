@@ -1,0 +1,33 @@
+import SwunisonModel
+import SwunisonReconcile
+
+/// Everything a run needs from the profile, already typed and checked (the CLI builds it from
+/// a `Profile`). Session never sees raw profile text.
+public struct SessionOptions: Sendable {
+    /// Subtrees to synchronise (`path`); empty = the whole roots.
+    public var paths: [RelativePath] = []
+    /// `ignore` / `ignorenot` patterns, passed to each replica's scanner.
+    public var ignore: [String] = []
+    public var ignoreNot: [String] = []
+    public var fastcheck = true
+    public var attributes = AttributeSelection()
+    /// Conflict policy and overrides.
+    public var reconcile: ReconcileOptions
+    /// Stop when a root or top-level path was emptied on one side only (`confirmbigdel`).
+    public var confirmBigDeletes = true
+    /// Failed paths are re-run up to this many times (`retry`).
+    public var retry = 0
+    /// Print the plan, change nothing (`--dry-run`).
+    public var dryRun = false
+    /// Backups for non-conflict overwrites and deletions (`backup` / `backupnot`).
+    public var shouldBackup: @Sendable (RelativePath) -> Bool = { _ in true }
+    /// Identifies the root pair for the replicas' scan caches.
+    public var cacheKey: String
+    /// Operations in flight at once.
+    public var maxConcurrentOperations = 32
+
+    public init(reconcile: ReconcileOptions, cacheKey: String) {
+        self.reconcile = reconcile
+        self.cacheKey = cacheKey
+    }
+}

@@ -1,0 +1,54 @@
+import FoundationEssentials
+import Glibc
+import Logging
+
+/// A swift-log handler that appends one line per message to the profile's `logfile`
+/// (Unison's `log`/`logfile` preferences). Opened once at start-up, in `main`.
+struct FileLogHandler: LogHandler {
+    private let sink: LogSink
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    init(sink: LogSink) { self.sink = sink }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let line = "\(Self.timestamp()) [\(event.level)] \(event.message)\n"
+        sink.write(line)
+    }
+
+    private static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
+        return String(cString: buffer)
+    }
+}
+
+/// The open log file, shared by every logger of the process.
+final class LogSink: @unchecked Sendable {
+    private let fd: Int32
+    private var mutex = pthread_mutex_t()
+
+    /// Opens (creating) `path` for appending; nil when it cannot be opened (logging is then off
+    /// and the caller warns once).
+    init?(path: String) {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        self.fd = fd
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    func write(_ line: String) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    }
+}
