@@ -30,7 +30,8 @@ public final class DirectoryFD: @unchecked Sendable {
     }
 
     /// Opens the subdirectory `name` without following a symlink (Invariant 5).
-    /// - Throws: `SystemCallError`; `ELOOP` when `name` is a symlink, `ENOTDIR` when it is not a directory.
+    /// - Throws: `SystemCallError`; `ENOTDIR` when `name` is a symlink (Linux checks `O_DIRECTORY`
+    ///   before `O_NOFOLLOW`) or not a directory.
     public func openDirectory(_ name: PathComponent) throws(SystemCallError) -> DirectoryFD {
         let fd = try withNameCString(name.bytes) { (cName) throws(SystemCallError) -> Int32 in
             try openDirectory(cName: cName)

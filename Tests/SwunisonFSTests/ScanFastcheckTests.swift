@@ -1,0 +1,88 @@
+import Foundation
+import Glibc
+import SwunisonFS
+import SwunisonModel
+import Testing
+
+@Suite struct ScanFastcheckTests {
+    /// The baseline with `path`'s digest replaced, fingerprint kept.
+    func withForgedDigest(_ baseline: [BaselineEntry], _ path: String) -> [BaselineEntry] {
+        baseline.map { row in
+            var row = row
+            if row.path.description == path { row.entry.digest = scanDigest("forged") }
+            return row
+        }
+    }
+
+    @Test func matchingFingerprintReusesTheBaselineDigest() throws {
+        let tree = try ScanFixture()
+        try tree.write("f", "content")
+        let forged = withForgedDigest(try tree.baseline(), "f")
+
+        let trusting = try tree.scan(baseline: forged)
+        // Not reread: the forged digest was taken as is, so nothing looks changed.
+        #expect(trusting.changes.isEmpty)
+        #expect(trusting.outcome.hashedFiles == 0)
+
+        let checking = try tree.scan(baseline: forged, fastcheck: false)
+        #expect(checking.outcome.hashedFiles == 1)
+        #expect(checking.change("f")?.new?.digest == scanDigest("content"))
+        #expect(checking.change("f")?.old?.digest == scanDigest("forged"))
+    }
+
+    @Test func contentChangedWithSizeAndMtimeRestoredIsRehashed() throws {
+        let tree = try ScanFixture()
+        try tree.write("f", "AAAA")
+        let baseline = try tree.baseline()
+        // Same size, same mtime, same inode: only ctime betrays the rewrite.
+        try tree.write("f", "BBBB", mtime: ScanFixture.pastTime)
+
+        let run = try tree.scan(baseline: baseline)
+
+        #expect(run.outcome.hashedFiles == 1)
+        let change = try #require(run.change("f"))
+        #expect(change.old?.size == change.new?.size && change.old?.mtime == change.new?.mtime)
+        #expect(change.new?.digest == scanDigest("BBBB"))
+    }
+
+    @Test func identicalCopyWithNewInodeIsARefreshNotAChange() throws {
+        let tree = try ScanFixture()
+        try tree.write("f", "same")
+        let baseline = try tree.baseline()
+        try tree.remove("f")
+        try tree.write("f", "same")  // new inode and ctime, same content, mtime and mode
+
+        let run = try tree.scan(baseline: baseline)
+
+        #expect(run.changes.isEmpty)
+        #expect(run.outcome.hashedFiles == 1)
+        let refreshed = try #require(run.outcome.refreshed.first)
+        #expect(run.outcome.refreshed.count == 1)
+        #expect(refreshed.path.description == "f")
+        #expect(refreshed.entry.fingerprint != baseline[0].entry.fingerprint)
+        var st = stat()
+        #expect(lstat(tree.absolute(Array("f".utf8)), &st) == 0)
+        #expect(refreshed.entry.fingerprint?.inode == UInt64(st.st_ino))
+    }
+
+    @Test func recentlyModifiedFilesGetAnUntrustedFingerprint() throws {
+        let tree = try ScanFixture()
+        let now = scanClockNow()
+        try tree.write("fresh", "still being written", mtime: now - 200_000_000)
+        try tree.write("settled", "old")
+
+        let first = try tree.scan(delta: false, now: now)
+        #expect(first.change("fresh")?.new?.fingerprint == .untrusted)
+        #expect(first.change("fresh")?.new?.digest == scanDigest("still being written"))
+        let settled = try #require(first.change("settled")?.new?.fingerprint)
+        #expect(settled != .untrusted && settled.mtime == ScanFixture.pastTime)
+
+        // Next run: the untrusted file is read again, the settled one is not.
+        let baseline = first.changes.map { BaselineEntry(path: $0.path, entry: $0.new!) }
+        let second = try tree.scan(baseline: baseline, now: now + 10_000_000_000)
+        #expect(second.changes.isEmpty)
+        #expect(second.outcome.hashedFiles == 1)
+        #expect(second.outcome.refreshed.map(\.path.description) == ["fresh"])
+        #expect(second.outcome.refreshed.first?.entry.fingerprint != .untrusted)
+    }
+}
