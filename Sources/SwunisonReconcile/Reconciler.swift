@@ -86,7 +86,8 @@ public struct Reconciler: Sendable {
         let changedA = !attributes.equivalent(state.archive, state.a)
         let changedB = !attributes.equivalent(state.archive, state.b)
 
-        var conflict: ConflictKind?
+        // Either one side's change goes across, or this is a conflict of some kind.
+        let conflict: ConflictKind?
         var decision: Decision
         if changedA != changedB {
             let changed: Side = changedA ? .a : .b
@@ -96,44 +97,43 @@ public struct Reconciler: Sendable {
             // conflict over the whole subtree. Beneath-changes the changed side already agrees with
             // (a file both sides removed) do not count.
             if Self.otherSideChangedInside(state, descendants, changed: changed, attributes) {
-                conflict = state.entry(on: changed) == nil ? .deletedVersusChangedInside : .replacedVersusChangedInside
-                decision = .conflict(reason: "")
+                let kind: ConflictKind = state.entry(on: changed) == nil
+                    ? .deletedVersusChangedInside : .replacedVersusChangedInside
+                conflict = kind
+                decision = resolve(kind, state, descendants)
             } else {
+                conflict = nil
                 decision = .propagate(from: changed)
             }
         } else {
             // At this point we know both sides changed the path, differently (equal replicas were
             // handled before). Two directories differ only in attributes; anything else is a
             // content, kind or delete/modify conflict.
-            conflict = ConflictKind(state)
-            decision = .conflict(reason: "")
-        }
-
-        if let conflict {
-            switch choose(options.preference(for: state.path), state, descendants) {
-            case let .winner(side, how):
-                decision = .resolvedConflict(from: side, reason: "\(conflict); \(how)")
-            case .unresolved(let why):
-                decision = .conflict(reason: "\(conflict); \(why)")
-            }
+            let kind = ConflictKind(state)
+            conflict = kind
+            decision = resolve(kind, state, descendants)
         }
 
         if let policy = options.forced(for: state.path),
            case .winner(let side, _) = choose(policy, state, descendants) {
             // `force` overrides everything, including one-sided changes it sends back the other way.
             // The reverted version is a loser like any other, so it is backed up (Invariant 3).
-            switch decision {
-            case .propagate(let from) where from == side:
-                break
-            case .propagate:
+            if let conflict {
+                decision = .resolvedConflict(from: side, reason: "\(conflict); forced")
+            } else if decision != .propagate(from: side) {
                 decision = .resolvedConflict(from: side, reason: "forced; reverts the change on the other side")
-            case .resolvedConflict, .conflict:
-                decision = .resolvedConflict(from: side, reason: "\(conflict.map { "\($0)" } ?? "conflict"); forced")
-            case .archiveOnly:
-                break
             }
         }
         return item(state, descendants: descendants, decision: decision)
+    }
+
+    /// Settles a conflict by the policy for its path, or leaves it to the user saying why
+    /// (nothing changes on either side then).
+    private func resolve(_ conflict: ConflictKind, _ state: PathState, _ descendants: [PathState]) -> Decision {
+        switch choose(options.preference(for: state.path), state, descendants) {
+        case let .winner(side, how): return .resolvedConflict(from: side, reason: "\(conflict); \(how)")
+        case .unresolved(let why): return .conflict(reason: "\(conflict); \(why)")
+        }
     }
 
     /// Which side a policy picks for `state` (and its subtree), or why it picks none.
