@@ -136,8 +136,11 @@ public final class ReplicaServer: Sendable {
                 return .fileEnd
             }
         case let .writeFile(p, data, isComplete):
+            // Credit is granted from wherever the replica reads (a task), or, when the replica
+            // was already waiting, from this thread: that send goes through a task, so the
+            // reader thread never blocks on a write.
             let incoming = IncomingContent(first: data, isComplete: isComplete) { [sender] n in
-                try? sender.send(Frame(id, .writeCredit(UInt32(n))))
+                Task { try? sender.send(Frame(id, .writeCredit(UInt32(n)))) }
             }
             if !isComplete { state.withLock { $0.writes[id] = incoming } }
             spawn(id) { [self] in

@@ -1,2 +1,0 @@
-import Testing
-@Test func SwunisonWireTestsPlaceholder() { #expect(Bool(true)) }
