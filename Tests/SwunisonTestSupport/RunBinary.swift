@@ -26,12 +26,19 @@ public enum SwunisonBinary {
 
     /// Runs the binary with `arguments`, no stdin (or `input`), and an environment of `environment`
     /// on top of the current one. Blocks until it exits.
+    /// - Parameter wrapper: a command to run the binary under (e.g. `setpriv` to drop privileges);
+    ///   the binary and `arguments2` follow it.
     @discardableResult
     public static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil,
-                           timeout: TimeInterval = 120) throws -> Outcome {
+                           timeout: TimeInterval = 120, wrapper: [String] = [], arguments2: [String] = []) throws -> Outcome {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        if wrapper.isEmpty {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments + arguments2
+        } else {
+            process.executableURL = URL(fileURLWithPath: wrapper[0])
+            process.arguments = Array(wrapper.dropFirst()) + [path] + arguments + arguments2
+        }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env

@@ -1,2 +1,0 @@
-import Testing
-@Test func SwunisonEndToEndTestsPlaceholder() { #expect(Bool(true)) }
