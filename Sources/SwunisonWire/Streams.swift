@@ -14,6 +14,7 @@ public final class FileDescriptorStream: ByteStream, Sendable {
 
     public init(readFD: Int32, writeFD: Int32, owning: Bool) {
         self.readFD = readFD; self.writeFD = writeFD; self.owning = owning
+        ignoreBrokenPipeSignal()
     }
 
     deinit { close() }
@@ -46,6 +47,17 @@ public final class FileDescriptorStream: ByteStream, Sendable {
         if wasOpen && owning { _ = Glibc.close(readFD) }
     }
 }
+
+/// Makes a write to a pipe whose reader is gone fail with EPIPE instead of killing the process
+/// (the default action of SIGPIPE). Process-wide, and done once: a peer that dies must become a
+/// connection error, never a silent exit of the client or server.
+func ignoreBrokenPipeSignal() {
+    _ = ignoreSIGPIPEOnce
+}
+
+private let ignoreSIGPIPEOnce: Void = {
+    signal(SIGPIPE, SIG_IGN)
+}()
 
 /// Two connected in-process streams over two pipes: what one side writes the other reads.
 /// For tests that run client and server in one process.
