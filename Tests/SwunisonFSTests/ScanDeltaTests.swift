@@ -21,6 +21,23 @@ import Testing
         #expect(run.outcome.refreshed.isEmpty)
     }
 
+    @Test func aRootDescriptorScannedTwiceIsReadFromTheStartAgain() throws {
+        let tree = try ScanFixture()
+        try tree.write("a", "a")
+        try tree.mkdir("d")
+        try tree.write("d/b", "b")
+        let baseline = try tree.baseline()
+        let root = try DirectoryFD.openRoot(tree.rootPath)
+        for round in 1...2 {
+            var cursor = ArrayBaselineCursor(baseline)
+            var changes: [ScanChange] = []
+            let outcome = try scan(root: root, baseline: &cursor, options: ScanOptions(now: scanClockNow())) { changes += $0 }
+            // A descriptor left at the end of the directory must not make everything look deleted.
+            #expect(changes.isEmpty, "round \(round): \(changes.map(\.path))")
+            #expect(outcome.entryCount == 3)
+        }
+    }
+
     @Test func reportsNewModifiedDeletedKindChangeAndModeChange() throws {
         let tree = try ScanFixture()
         try tree.write("f1", "first")

@@ -5,10 +5,10 @@ import SwunisonModel
 /// Reads files beneath a directory and computes their SHA-256, with one reusable 256 KiB buffer.
 ///
 /// Files are opened with `O_NOFOLLOW` (Invariant 5), `O_NONBLOCK` (a FIFO swapped in after the
-/// `fstatat` must not hang the scan) and `O_NOATIME` when permitted, and read sequentially
-/// (`posix_fadvise(SEQUENTIAL)`). A file whose size, mtime or ctime moves while it is read is
-/// read again once; if it is still moving it is reported as a failure, never with a digest
-/// of mixed content. Not thread-safe: one per scan.
+/// `fstatat` must not hang the scan) and `O_NOATIME` when permitted, and large ones are read
+/// with `posix_fadvise(SEQUENTIAL)`. A file whose inode, size, mtime or ctime moves while it is
+/// read is read again once; if it is still moving it is reported as a failure, never with a
+/// digest of mixed content. Not thread-safe: one per scan.
 final class ContentHasher {
     /// What hashing one name produced.
     enum Outcome {
@@ -34,8 +34,12 @@ final class ContentHasher {
 
     deinit { buffer.deallocate() }
 
-    /// Hashes the regular file `name` in the directory `dirFD`.
-    func hash(name: UnsafePointer<CChar>, in dirFD: Int32) -> Outcome {
+    /// Hashes the regular file `name` in the directory `dirFD`, which the walk saw as `expected`.
+    ///
+    /// The status after reading must equal `expected` (inode, size, mtime, ctime): then the
+    /// bytes read are those of the file the walk saw, unchanged throughout. Otherwise (replaced
+    /// or written meanwhile) it is read once more against a fresh `fstat`.
+    func hash(name: UnsafePointer<CChar>, in dirFD: Int32, expected: FileStatus) -> Outcome {
         let flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
         var fd = openRetrying(dirFD, name, flags | noAtime)
         if fd < 0 && errno == EPERM {
@@ -49,26 +53,29 @@ final class ContentHasher {
             return .failed("cannot open: \(SystemCallError("open", errno: e).message)")
         }
         defer { close(fd) }
-        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
 
+        var reference = expected
         for attempt in 0..<2 {
             if attempt > 0 {
                 _ = hasher.finalize()  // resets the hasher
                 if lseek(fd, 0, SEEK_SET) < 0 { return .failed("cannot rewind: \(SystemCallError("lseek", errno: errno).message)") }
+                switch Result(catching: { () throws(SystemCallError) in try FileStatus(fd: fd) }) {
+                case .success(let s): reference = s
+                case .failure(let error): return .failed("cannot stat: \(error.message)")
+                }
+                guard reference.kind == .file else {
+                    return .failed("changed during the scan (now a \(reference.typeName)); will be rescanned")
+                }
             }
-            let before: FileStatus
-            switch Result(catching: { () throws(SystemCallError) in try FileStatus(fd: fd) }) {
-            case .success(let s): before = s
-            case .failure(let error): return .failed("cannot stat: \(error.message)")
-            }
-            guard before.kind == .file else { return .failed("changed during the scan (now a \(before.typeName)); will be rescanned") }
-            if let message = readAll(fd) { return .failed(message) }
+            if reference.size > Int64(buffer.count) { _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL) }
+            if let message = readAll(fd, expectedSize: reference.size) { return .failed(message) }
             let after: FileStatus
             switch Result(catching: { () throws(SystemCallError) in try FileStatus(fd: fd) }) {
             case .success(let s): after = s
             case .failure(let error): return .failed("cannot stat: \(error.message)")
             }
-            if after.size == before.size && after.mtime == before.mtime && after.ctime == before.ctime {
+            if after.inode == reference.inode && after.size == reference.size && after.mtime == reference.mtime
+                && after.ctime == reference.ctime {
                 return .hashed(hasher.finalize(), after)
             }
         }
@@ -77,7 +84,10 @@ final class ContentHasher {
     }
 
     /// Feeds the whole file into the hasher; returns an error message, or nil on success.
-    private func readAll(_ fd: Int32) -> String? {
+    /// A short read once `expectedSize` bytes are in is the end of a regular file (saves the
+    /// extra `read` that returns 0; growth afterwards shows in the caller's `fstat`).
+    private func readAll(_ fd: Int32, expectedSize: Int64) -> String? {
+        var total: Int64 = 0
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n == 0 { return nil }
@@ -88,6 +98,8 @@ final class ContentHasher {
             }
             hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             bytesRead += Int64(n)
+            total += Int64(n)
+            if n < buffer.count && total >= expectedSize { return nil }
         }
     }
 

@@ -27,6 +27,9 @@ final class DirectoryListing {
     func read(directory fd: Int32, buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) {
         arena.removeAll(keepingCapacity: true)
         spans.removeAll(keepingCapacity: true)
+        // Start from the first entry even if this descriptor was read before (a root reused
+        // for a second scan would otherwise look empty: everything "deleted", Invariant 6).
+        if lseek(fd, 0, SEEK_SET) < 0 { throw SystemCallError("lseek", errno: errno) }
         while true {
             let n = swunison_getdents64(fd, buffer.baseAddress, buffer.count)
             if n == 0 { break }

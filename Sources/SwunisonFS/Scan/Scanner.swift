@@ -94,11 +94,18 @@ private final class ScanWalk<Cursor: BaselineCursor> {
         try checkRoot()
         head = try cursor.next()
         if targets.isEmpty {
+            // A descriptor of our own: the caller's root may be in use elsewhere, and a directory
+            // descriptor carries a read offset.
+            let walkRoot: DirectoryFD
+            switch Result(catching: { () throws(SystemCallError) in try root.openDirectory(at: .root) }) {
+            case .success(let directory): walkRoot = directory
+            case .failure(let error): throw ScanError.rootUnreadable(error)
+            }
             let listing = level(0)
-            let listed = Result { () throws(SystemCallError) in try listing.read(directory: root.fd, buffer: direntBuffer) }
+            let listed = Result { () throws(SystemCallError) in try listing.read(directory: walkRoot.fd, buffer: direntBuffer) }
             if case .failure(let error) = listed { throw ScanError.rootUnreadable(error) }
             path.removeAll(keepingCapacity: true)
-            frames.append(Frame(directory: root, next: 0, restoreLength: 0))
+            frames.append(Frame(directory: walkRoot, next: 0, restoreLength: 0))
             try runFrames()
         } else {
             for target in targets { try scanTarget(target) }
@@ -238,7 +245,7 @@ private final class ScanWalk<Cursor: BaselineCursor> {
                 entry = status.entry(kind: .file)
                 entry.digest = digest
             } else {
-                switch hasher.hash(name: cName, in: directory.fd) {
+                switch hasher.hash(name: cName, in: directory.fd, expected: status) {
                 case .hashed(let digest, let readStatus):
                     outcome.hashedFiles += 1
                     entry = readStatus.entry(kind: .file)
