@@ -170,6 +170,12 @@ public final class Statement: @unchecked Sendable {
         try check(rc)
     }
 
+    /// Binds raw bytes as a BLOB (copied by SQLite before this returns).
+    public func bind(bytes: UnsafeRawBufferPointer, at index: Int32) throws(StorageError) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return try check(sqlite3_bind_zeroblob(handle, index, 0)) }
+        try check(sqlite3_bind_blob(handle, index, base, Int32(bytes.count), swunison_sqlite_transient()))
+    }
+
     /// Binds text, or NULL for nil. The corresponding C function is `sqlite3_bind_text`.
     public func bind(_ text: String?, at index: Int32) throws(StorageError) {
         guard let text else { return try bindNull(at: index) }

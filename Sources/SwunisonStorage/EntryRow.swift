@@ -46,7 +46,7 @@ enum RowLayout: Sendable {
 enum EntryRow {
     /// Binds `path` then `entry`'s columns, starting at parameter 1.
     static func bind(path: RelativePath, entry: Entry, layout: RowLayout, to stmt: Statement) throws(StorageError) {
-        try stmt.bind(path.sortKey, at: 1)
+        try stmt.bind(KeyCoding.sortKey(of: path), at: 1)
         try bind(entry, layout: layout, to: stmt, from: 2)
     }
 
@@ -58,7 +58,11 @@ enum EntryRow {
         try stmt.bind(Int64(entry.mode), at: first + 3)
         try stmt.bind(Int64(entry.uid), at: first + 4)
         try stmt.bind(Int64(entry.gid), at: first + 5)
-        try stmt.bind(entry.digest?.bytes, at: first + 6)
+        if let digest = entry.digest {
+            try KeyCoding.withBytes(of: digest) { (raw) throws(StorageError) in try stmt.bind(bytes: raw, at: first + 6) }
+        } else {
+            try stmt.bindNull(at: first + 6)
+        }
         try stmt.bind(entry.linkTarget, at: first + 7)
         if layout == .scanCache { try bind(entry.fingerprint, to: stmt, from: first + 8) }
     }
@@ -77,16 +81,15 @@ enum EntryRow {
         return BaselineEntry(path: path, entry: try readEntry(stmt, layout: layout, from: column + 1, path: path))
     }
 
-    /// Reads a path stored as its sort key.
+    /// Reads a path stored as its sort key, checking it as `RelativePath` does.
     static func readPath(_ stmt: Statement, column: Int32) throws(StorageError) -> RelativePath {
-        guard let key = stmt.blob(at: column) else {
-            throw stmt.database.invalidRow("a row has a NULL path")
+        guard !stmt.isNull(at: column) else { throw stmt.database.invalidRow("a row has a NULL path") }
+        let path = try stmt.withBlob(at: column) { (raw) throws(StorageError) in KeyCoding.path(fromSortKey: raw) }
+        guard let path else {
+            let shown = (stmt.blob(at: column) ?? []).map { $0 == 0 ? 0x2F : $0 }
+            throw stmt.database.invalidRow("invalid path '\(PathComponent.display(shown[...]))'")
         }
-        do {
-            return try RelativePath(sortKey: key)
-        } catch {
-            throw stmt.database.invalidRow("invalid path: \(error)")
-        }
+        return path
     }
 
     /// Reads an entry whose first column is `first`; `path` is only used in messages.
@@ -106,19 +109,21 @@ enum EntryRow {
         let gid = try unsigned32(first + 5, "gid")
         var digest: Digest?
         if !stmt.isNull(at: first + 6) {
-            let bytes = stmt.blob(at: first + 6) ?? []
-            guard let d = Digest(bytes: bytes) else {
-                throw db.invalidRow("path '\(path)': digest of \(bytes.count) bytes instead of 32")
+            digest = try stmt.withBlob(at: first + 6) { (raw) throws(StorageError) in
+                guard let d = KeyCoding.digest(from: raw) else {
+                    throw db.invalidRow("path '\(path)': digest of \(raw.count) bytes instead of 32")
+                }
+                return d
             }
-            digest = d
         }
         var entry = Entry(kind: kind, size: stmt.int64(at: first + 1), mtime: stmt.int64(at: first + 2),
                           mode: mode, uid: uid, gid: gid, digest: digest, linkTarget: stmt.blob(at: first + 7))
         if layout == .scanCache {
-            let parts = (first + 8...first + 11).map { stmt.optionalInt64(at: $0) }
-            if let inode = parts[0], let ctime = parts[1], let mtime = parts[2], let size = parts[3] {
+            let inode = stmt.optionalInt64(at: first + 8), ctime = stmt.optionalInt64(at: first + 9)
+            let mtime = stmt.optionalInt64(at: first + 10), size = stmt.optionalInt64(at: first + 11)
+            if let inode, let ctime, let mtime, let size {
                 entry.fingerprint = Fingerprint(inode: UInt64(bitPattern: inode), ctime: ctime, mtime: mtime, size: size)
-            } else if parts.contains(where: { $0 != nil }) {
+            } else if inode != nil || ctime != nil || mtime != nil || size != nil {
                 throw db.invalidRow("path '\(path)': incomplete fingerprint")
             }
         }
@@ -135,14 +140,14 @@ struct KeyRange: Sendable, Equatable {
     /// is exactly `p <= k < p + 0x01` since no key continues `p` with a byte below 0x01 other than NUL.
     static func subtree(_ path: RelativePath) -> KeyRange {
         if path.isRoot { return KeyRange(lower: [], upper: nil) }
-        let key = path.sortKey
+        let key = KeyCoding.sortKey(of: path)
         return KeyRange(lower: key, upper: key + [0x01])
     }
 
     /// Everything strictly beneath `path`.
     static func descendants(_ path: RelativePath) -> KeyRange {
         if path.isRoot { return KeyRange(lower: [0x00], upper: nil) }
-        let key = path.sortKey
+        let key = KeyCoding.sortKey(of: path)
         return KeyRange(lower: key + [0x00], upper: key + [0x01])
     }
 

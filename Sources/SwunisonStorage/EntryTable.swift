@@ -59,7 +59,7 @@ final class EntryTable: @unchecked Sendable {
 
     func lookup(_ path: RelativePath) throws(StorageError) -> Entry? {
         defer { lookupStatement.reset() }
-        try lookupStatement.bind(path.sortKey, at: 1)
+        try lookupStatement.bind(KeyCoding.sortKey(of: path), at: 1)
         guard try lookupStatement.step() else { return nil }
         return try EntryRow.read(lookupStatement, layout: layout).entry
     }

@@ -106,7 +106,7 @@ public final class ScanCache: @unchecked Sendable {
         try database.transaction { () throws(StorageError) in
             for row in rows {
                 try EntryRow.bind(row.entry.fingerprint, to: update, from: 1)
-                try update.bind(row.path.sortKey, at: 5)
+                try update.bind(KeyCoding.sortKey(of: row.path), at: 5)
                 try update.run()
             }
         }

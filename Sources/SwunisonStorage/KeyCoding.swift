@@ -1,0 +1,70 @@
+import SwunisonModel
+
+/// Byte-level conversions on the per-row hot path (200,000 rows per scan), written over raw
+/// buffers so they cost one pass and one allocation per row even in debug builds. They follow
+/// the model's definitions exactly: ``RelativePath/sortKey`` and its validation rules, and
+/// ``Digest``'s big-endian words.
+enum KeyCoding {
+    /// `path.sortKey`: the path's bytes with every `/` turned into NUL.
+    static func sortKey(of path: RelativePath) -> [UInt8] {
+        path.bytes.withUnsafeBufferPointer { source in
+            [UInt8](unsafeUninitializedCapacity: source.count) { out, initialized in
+                var i = 0
+                while i < source.count {
+                    let b = source[i]
+                    out[i] = b == 0x2F ? 0 : b
+                    i += 1
+                }
+                initialized = source.count
+            }
+        }
+    }
+
+    /// Rebuilds a path from a stored sort key, applying the model's component rules (Invariant 5:
+    /// a damaged or planted row never becomes a path with `..`, `/` inside a name, or an empty
+    /// component). Returns nil for an invalid key.
+    static func path(fromSortKey key: UnsafeRawBufferPointer) -> RelativePath? {
+        let count = key.count
+        if count == 0 { return .root }
+        var valid = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            var componentStart = 0
+            var i = 0
+            while i <= count {
+                if i == count || key[i] == 0 {
+                    let length = i - componentStart
+                    // Empty, "." or "..".
+                    if length == 0
+                        || (length == 1 && key[componentStart] == 0x2E)
+                        || (length == 2 && key[componentStart] == 0x2E && key[componentStart + 1] == 0x2E) {
+                        valid = false
+                    }
+                    if i < count { out[i] = 0x2F }
+                    componentStart = i + 1
+                } else {
+                    let b = key[i]
+                    if b == 0x2F { valid = false }  // a '/' inside a name
+                    out[i] = b
+                }
+                i += 1
+            }
+            initialized = count
+        }
+        return valid ? RelativePath(uncheckedBytes: bytes) : nil
+    }
+
+    /// The digest's 32 bytes, big-endian words in order, passed to `body` without allocating.
+    static func withBytes<T>(of digest: Digest, _ body: (UnsafeRawBufferPointer) throws(StorageError) -> T) throws(StorageError) -> T {
+        var words = (digest.w0.bigEndian, digest.w1.bigEndian, digest.w2.bigEndian, digest.w3.bigEndian)
+        return try withUnsafeBytes(of: &words) { (raw) throws(StorageError) -> T in try body(raw) }
+    }
+
+    /// A digest from exactly 32 stored bytes; nil for any other length.
+    static func digest(from raw: UnsafeRawBufferPointer) -> Digest? {
+        guard raw.count == 32 else { return nil }
+        return Digest(w0: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                      w1: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                      w2: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                      w3: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+    }
+}
