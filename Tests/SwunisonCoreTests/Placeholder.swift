@@ -1,2 +1,0 @@
-import Testing
-@Test func SwunisonCoreTestsPlaceholder() { #expect(Bool(true)) }

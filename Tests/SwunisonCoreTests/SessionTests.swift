@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import Testing
+import SwunisonCore
+import SwunisonModel
+import SwunisonReconcile
+import SwunisonStorage
+import SwunisonTestSupport
+
+/// A run over two real local replicas, with hooks between the phases (Mutagen's `retweak`):
+/// the interface's `review` is called after the scan and before propagation, so a test can
+/// change the disk exactly there.
+final class HookedInterface: SessionInterface, @unchecked Sendable {
+    var onReview: (@Sendable ([PlanItem]) -> Void)?
+    private(set) var reviews = 0
+    init(onReview: (@Sendable ([PlanItem]) -> Void)? = nil) { self.onReview = onReview }
+    func scanStarted() {}
+    func scanFinished(a: ScanResult, b: ScanResult) {}
+    func review(_ items: [PlanItem]) async -> [PlanItem]? {
+        reviews += 1
+        onReview?(items)
+        return items
+    }
+    func propagated(_ path: RelativePath, bytes: Int64) {}
+    func notice(_ message: String) {}
+}
+
+struct Fixture {
+    let dir: TemporaryDirectory
+    var a: String { dir.appending("a") }
+    var b: String { dir.appending("b") }
+    var state: String { dir.appending("state") }
+
+    init(_ label: String) throws {
+        dir = try TemporaryDirectory(label)
+        for d in [a, b, state] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+    }
+
+    func replica(_ root: String) throws -> LocalReplica {
+        try LocalReplica(root: root, cacheDirectory: state + "/caches", backupDirectory: state + "/backup",
+                         maxBackups: 2, attributes: AttributeSelection())
+    }
+
+    func run(retry: Int = 0, prefer: Prefer? = .newer, interface: HookedInterface = HookedInterface()) async throws -> RunSummary {
+        let archive = try Archive.open(path: state + "/archive.db", roots: [a, b])
+        var options = SessionOptions(reconcile: ReconcileOptions(prefer: prefer), cacheKey: "test")
+        options.retry = retry
+        let session = Session(options: options, replicas: ReplicaPair(a: try replica(a), b: try replica(b)),
+                              archive: archive, interface: interface, logger: Logger(label: "test"))
+        return try await session.run()
+    }
+}
+
+@Suite("Session on two local replicas")
+struct SessionTests {
+    @Test("a file changed between scan and propagation is not clobbered, and the retry copies the new content")
+    func changedDuringSyncIsRetried() async throws {
+        let f = try Fixture("core-retweak")
+        try TestFiles.write(f.a + "/doc", "first")
+        #expect(try await f.run().exitCode == 0)
+        try TestFiles.write(f.a + "/doc", "second", mtime: Date().timeIntervalSince1970 - 10)
+        let a = f.a
+        // After the plan is made, edit the source again: the copy must notice and not write "second"
+        // or a mix; the retry round then copies "third".
+        let hook = HookedInterface { _ in try? TestFiles.write(a + "/doc", "third!", mtime: Date().timeIntervalSince1970 - 5) }
+        let summary = try await f.run(retry: 1, interface: hook)
+        #expect(summary.exitCode == 0, "\(summary.failures)")
+        #expect(TestFiles.read(f.b + "/doc") == "third!")
+    }
+
+    @Test("without retries the changed path is reported as a failure (exit 2) and the target keeps its old content")
+    func changedDuringSyncWithoutRetry() async throws {
+        let f = try Fixture("core-retweak2")
+        try TestFiles.write(f.a + "/doc", "first")
+        #expect(try await f.run().exitCode == 0)
+        try TestFiles.write(f.b + "/doc", "edited on b", mtime: Date().timeIntervalSince1970 - 10)
+        let b = f.b
+        // The target changes after the scan: Invariant 2 forbids overwriting it.
+        try TestFiles.write(f.a + "/doc", "edited on a", mtime: Date().timeIntervalSince1970 - 100)
+        let hook = HookedInterface { _ in try? TestFiles.write(b + "/doc", "edited again on b") }
+        let summary = try await f.run(retry: 0, interface: hook)
+        #expect(summary.exitCode == 2)
+        #expect(summary.failures.contains { $0.message.contains("changed during sync") }, "\(summary.failures)")
+        #expect(TestFiles.read(f.b + "/doc") == "edited again on b")
+        // Nothing was lost: the next run sees the new state and settles it.
+        #expect(try await f.run().exitCode == 0)
+        #expect(TestFiles.read(f.a + "/doc") == TestFiles.read(f.b + "/doc"))
+    }
+
+    @Test("a directory deleted on one side while the other changed inside it is restored whole (prefer = newer)")
+    func deletedDirectoryVersusChangeInside() async throws {
+        let f = try Fixture("core-delchange")
+        for i in 1...3 { try TestFiles.write(f.a + "/d/f\(i)", "\(i)") }
+        #expect(try await f.run().exitCode == 0)
+        try FileManager.default.removeItem(atPath: f.a + "/d")
+        try TestFiles.write(f.b + "/d/f2", "changed on b")
+        let summary = try await f.run()
+        #expect(summary.exitCode == 0, "\(summary.failures)")
+        #expect(TestFiles.read(f.a + "/d/f1") == "1")
+        #expect(TestFiles.read(f.a + "/d/f2") == "changed on b")
+        #expect(TestFiles.read(f.a + "/d/f3") == "3")
+    }
+
+    @Test("no policy: a conflict is skipped (exit 1) and both versions stay")
+    func noPolicy() async throws {
+        let f = try Fixture("core-nopolicy")
+        try TestFiles.write(f.a + "/x", "a")
+        try TestFiles.write(f.b + "/x", "b")
+        let summary = try await f.run(prefer: nil)
+        #expect(summary.exitCode == 1)
+        #expect(summary.skipped == 1)
+        #expect(TestFiles.read(f.a + "/x") == "a" && TestFiles.read(f.b + "/x") == "b")
+    }
+
+    @Test("after a crash between cache and archive commits the next run converges (full comparison)")
+    func mismatchedSnapshots() async throws {
+        let f = try Fixture("core-snap")
+        try TestFiles.write(f.a + "/x", "1")
+        #expect(try await f.run().exitCode == 0)
+        // Simulate a lost archive commit: the archive forgets its snapshot ids.
+        let archive = try Archive.open(path: f.state + "/archive.db", roots: [f.a, f.b])
+        try archive.commit(updates: [], snapshotA: nil, snapshotB: nil)
+        try TestFiles.write(f.b + "/y", "2")
+        let summary = try await f.run()
+        #expect(summary.exitCode == 0)
+        #expect(TestFiles.read(f.a + "/y") == "2")
+        let again = try await f.run()
+        #expect(again.items.isEmpty, "\(again.items)")
+    }
+}
