@@ -1,0 +1,202 @@
+import Glibc
+import SwunisonModel
+
+extension ReplicaFiles {
+    /// Starts writing the file `path` with content that must hash to `entry.digest`.
+    ///
+    /// Creates `.swunison.<pid>.<random>.tmp` in the destination directory (`O_CREAT|O_EXCL|
+    /// O_NOFOLLOW`, mode 0600); the real name is untouched until ``AtomicFileWriter/commit(replacing:backup:attributes:)``.
+    /// - Throws: `.system` when the parent cannot be opened (`ELOOP` for a symlink on the way) or
+    ///   the temporary file cannot be created.
+    public func beginWrite(_ path: RelativePath, entry: Entry) throws(FileOperationError) -> AtomicFileWriter {
+        guard !path.isRoot else {
+            throw .system(path: path, operation: "write", SystemCallError("open", errno: EISDIR))
+        }
+        let location = try locate(path)
+        var attempts = 0
+        while true {
+            let name = temporaryName()
+            do {
+                let fd = try location.directory.createExclusive(name)
+                return AtomicFileWriter(files: self, path: path, entry: entry, location: location,
+                                        temporaryName: name, fd: fd)
+            } catch where error.errno == EEXIST && attempts < 8 {
+                attempts += 1
+            } catch {
+                throw .system(path: path, operation: "create temporary file", error)
+            }
+        }
+    }
+}
+
+/// Writes one file atomically (Invariant 1: at every instant the path holds either its old
+/// contents or its complete new contents).
+///
+/// Content goes to a temporary file in the destination directory and is hashed as it is written.
+/// ``commit(replacing:backup:attributes:)`` checks the digest, sets the attributes, fsyncs,
+/// checks the target once more against what the caller expects (Invariant 2), keeps the old
+/// version if asked (Invariant 3) and renames the temporary file over the target. The temporary
+/// file never appears under the real name, and it is removed on every error, on ``abort()`` and
+/// when the writer is released unfinished.
+///
+/// Thread safety: a writer is used by one task at a time; its calls must not overlap.
+public final class AtomicFileWriter: @unchecked Sendable {
+    /// The path being written.
+    public let path: RelativePath
+    /// What the finished file must be: size and digest are checked, mode and mtime applied.
+    public let entry: Entry
+    /// Bytes appended so far.
+    public private(set) var bytesWritten: Int64 = 0
+
+    private let files: ReplicaFiles
+    private let location: ReplicaFiles.Location
+    private let temporaryName: [UInt8]
+    private let hasher = SHA256Hasher()
+    /// The temporary file's descriptor; -1 once committed or aborted.
+    private var fd: Int32
+
+    #if DEBUG
+    /// Test seam: runs after the last check of the target and just before the rename, so a test
+    /// can make a file appear in that window (the `RENAME_NOREPLACE` race). Debug builds only.
+    var beforeRename: (() -> Void)?
+    #endif
+
+    init(files: ReplicaFiles, path: RelativePath, entry: Entry, location: ReplicaFiles.Location,
+         temporaryName: [UInt8], fd: Int32) {
+        self.files = files; self.path = path; self.entry = entry; self.location = location
+        self.temporaryName = temporaryName; self.fd = fd
+    }
+
+    deinit { abort() }
+
+    /// Whether the writer is still open (neither committed nor aborted).
+    public var isOpen: Bool { fd >= 0 }
+
+    /// The temporary file's name in the destination directory (for tests and diagnostics).
+    public var temporaryFileName: [UInt8] { temporaryName }
+
+    /// Appends bytes to the temporary file, hashing them.
+    /// - Throws: `.system` (e.g. `ENOSPC`); the temporary file has then been removed.
+    public func append(_ bytes: UnsafeRawBufferPointer) throws(FileOperationError) {
+        guard fd >= 0 else { throw .system(path: path, operation: "write", SystemCallError("write", errno: EBADF)) }
+        do {
+            try writeAll(fd, bytes)
+        } catch {
+            abort()
+            throw .system(path: path, operation: "write", error)
+        }
+        hasher.update(bytes)
+        bytesWritten += Int64(bytes.count)
+    }
+
+    /// Appends bytes to the temporary file, hashing them.
+    public func append(_ bytes: [UInt8]) throws(FileOperationError) {
+        let result: Result<Void, FileOperationError> = bytes.withUnsafeBytes { raw in
+            do throws(FileOperationError) { try append(raw); return .success(()) } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
+    /// Finishes the file and renames it over the target.
+    ///
+    /// Steps: compare size and digest with ``entry`` (mismatch: abort, `.digestMismatch`); set
+    /// owner/group when selected, then the mode (the selected bits from `entry.mode`, the others
+    /// from the replaced file or 0644), then the mtime when `times` is selected; fsync; check the
+    /// target against `replacing` (Invariant 2); back it up if asked (Invariant 3); rename
+    /// (`RENAME_NOREPLACE` when `replacing` is nil, so a file that appeared meanwhile is never
+    /// clobbered; a replaced empty directory is removed first); fsync the directory.
+    /// - Parameters:
+    ///   - replacing: what the target must still be; nil = it must be absent.
+    ///   - backup: keep the replaced file or symlink in the backup location.
+    ///   - attributes: which attributes of ``entry`` to apply.
+    /// - Returns: the new entry on disk, with its digest and fingerprint.
+    /// - Throws: `.digestMismatch`, `.changedDuringSync` or `.system`; the temporary file is gone
+    ///   and the target unchanged.
+    public func commit(replacing: Entry?, backup: Bool = false,
+                       attributes: AttributeSelection = AttributeSelection()) throws(FileOperationError) -> Entry {
+        guard fd >= 0 else { throw .system(path: path, operation: "commit", SystemCallError("rename", errno: EBADF)) }
+        let digest = hasher.finalize()
+        guard bytesWritten == entry.size, let expected = entry.digest, digest == expected else {
+            abort()
+            throw .digestMismatch(path)
+        }
+        do throws(FileOperationError) {
+            try applyAttributes(replacing: replacing, attributes: attributes)
+            try withPath(path, "fsync") { () throws(SystemCallError) in
+                _ = try retryingOnInterrupt("fsync") { fsync(fd) }
+            }
+            try moveIntoPlace(replacing: replacing, backup: backup)
+        } catch {
+            abort()
+            throw error
+        }
+        // From here on the new file is in place: the temporary name is gone, so nothing to undo.
+        defer { close(fd); fd = -1 }
+        try withPath(path, "fsync directory") { () throws(SystemCallError) in try location.directory.sync() }
+        let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
+        var result = status.entry(kind: .file)
+        result.digest = digest
+        return result
+    }
+
+    /// Discards the temporary file. Safe to call more than once; does nothing after a commit.
+    public func abort() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
+        try? location.directory.unlink(temporaryName)
+    }
+
+    private func applyAttributes(replacing: Entry?, attributes: AttributeSelection) throws(FileOperationError) {
+        if attributes.owner || attributes.group {
+            let uid = attributes.owner ? entry.uid : UInt32.max
+            let gid = attributes.group ? entry.gid : UInt32.max
+            try withPath(path, "set owner") { () throws(SystemCallError) in
+                _ = try retryingOnInterrupt("fchown") { fchown(fd, uid, gid) }
+            }
+        }
+        let base = replacing?.kind == .file ? replacing!.mode : 0o644
+        let mode = mergedMode(wanted: entry.mode, base: base, mask: attributes.permissionMask)
+        try withPath(path, "set mode") { () throws(SystemCallError) in
+            _ = try retryingOnInterrupt("fchmod") { fchmod(fd, mode) }
+        }
+        if attributes.times {
+            var times = modificationTimes(entry.mtime)
+            try withPath(path, "set modification time") { () throws(SystemCallError) in
+                _ = try retryingOnInterrupt("futimens") { futimens(fd, &times) }
+            }
+        }
+    }
+
+    /// Re-checks the target, keeps a backup if asked, and renames the temporary file over it.
+    private func moveIntoPlace(replacing: Entry?, backup: Bool) throws(FileOperationError) {
+        let name = location.name.bytes
+        _ = try files.checkExpected(replacing, at: location, path: path)
+        if let replacing, replacing.kind == .directory {
+            // A kind change: the directory must be empty by now (its children were removed first).
+            do {
+                try location.directory.removeDirectory(name)
+            } catch where error.errno == ENOENT {
+                throw .changedDuringSync(path)
+            } catch {
+                throw .system(path: path, operation: "remove directory", error)
+            }
+        } else if let replacing, backup {
+            _ = try files.keepBackup(of: location, path: path, expected: replacing, method: .link)
+        }
+        #if DEBUG
+        beforeRename?()
+        #endif
+        do {
+            if replacing == nil || replacing?.kind == .directory {
+                try location.directory.renameNoReplace(temporaryName, to: location.directory, name)
+            } else {
+                try location.directory.rename(temporaryName, to: location.directory, name)
+            }
+        } catch where error.errno == EEXIST || error.errno == ENOTEMPTY || error.errno == EISDIR {
+            throw .changedDuringSync(path)
+        } catch {
+            throw .system(path: path, operation: "rename into place", error)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Glibc
+import SwunisonModel
+
+extension ReplicaFiles {
+    /// Opens a file for reading after checking that it still is the file the caller expects.
+    ///
+    /// The file is opened with `O_NOFOLLOW` beneath a parent reached without following links
+    /// (Invariant 5), and `fstat` of the open descriptor must match `expected`: a regular file
+    /// with the same size and mtime, and the same inode and ctime when `expected` has a trusted
+    /// fingerprint. The content is not rehashed here: whoever writes it checks the digest
+    /// (Invariant 1), so a file that changes while being read is caught there.
+    /// - Throws: `.changedDuringSync` on a mismatch (or when the path is now a symlink or gone);
+    ///   `.system` otherwise.
+    public func openForReading(_ path: RelativePath, expected: Entry) throws(FileOperationError) -> FileReadHandle {
+        let location = try locate(path)
+        let fd: Int32
+        do {
+            fd = try location.directory.openForReading(location.name.bytes)
+        } catch where error.errno == ENOENT || error.errno == ELOOP {
+            throw .changedDuringSync(path)
+        } catch {
+            throw .system(path: path, operation: "open for reading", error)
+        }
+        let handle = FileReadHandle(path: path, fd: fd)
+        let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
+        guard expected.kind == .file, status.kind == .file, status.size == expected.size,
+              status.mtime == expected.mtime else { throw .changedDuringSync(path) }
+        if let fingerprint = expected.fingerprint, fingerprint != .untrusted {
+            guard status.inode == fingerprint.inode, status.ctime == fingerprint.ctime else {
+                throw .changedDuringSync(path)
+            }
+        }
+        // The descriptor was opened non-blocking only to keep a FIFO from hanging the open.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        handle.entry = status.entry(kind: .file)
+        return handle
+    }
+}
+
+/// An open file being read from the start, owned by this object (closed by ``close()`` or when
+/// released).
+///
+/// Thread safety: reads must not overlap; one task reads at a time.
+public final class FileReadHandle: @unchecked Sendable {
+    /// The path this file was opened at.
+    public let path: RelativePath
+    /// The file as `fstat` saw it when opened (with fingerprint, without digest).
+    public internal(set) var entry: Entry = Entry(kind: .file)
+    private var fd: Int32
+
+    init(path: RelativePath, fd: Int32) {
+        self.path = path; self.fd = fd
+    }
+
+    deinit { close() }
+
+    /// Reads up to `buffer.count` bytes; returns how many, 0 at the end of the file.
+    /// - Throws: `.system` on a read error (or after ``close()``).
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(FileOperationError) -> Int {
+        guard fd >= 0 else { throw .system(path: path, operation: "read", SystemCallError("read", errno: EBADF)) }
+        guard buffer.count > 0 else { return 0 }
+        return try withPath(path, "read") { () throws(SystemCallError) -> Int in
+            try retryingOnInterrupt("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        }
+    }
+
+    /// Closes the file; later reads fail. Safe to call more than once.
+    public func close() {
+        guard fd >= 0 else { return }
+        Glibc.close(fd)
+        fd = -1
+    }
+}

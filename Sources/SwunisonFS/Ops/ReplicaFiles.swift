@@ -1,0 +1,119 @@
+import Glibc
+import SwunisonModel
+
+/// Where and how many versions of replaced or removed files are kept (Unison's `backupdir` and
+/// `maxbackups`).
+public struct BackupPolicy: Sendable, Hashable {
+    /// Absolute path of the directory that mirrors the tree's layout for backups.
+    public var directory: String
+    /// The setting as written; see ``generations`` for what is kept.
+    public var maxBackups: Int
+
+    public init(directory: String, maxBackups: Int) {
+        self.directory = directory; self.maxBackups = maxBackups
+    }
+
+    /// Generations kept per path: `max(1, maxBackups)`. No setting, not even `maxbackups = 0`,
+    /// discards the newest copy of a losing version (Invariant 3).
+    public var generations: Int { max(1, maxBackups) }
+}
+
+/// The files of a local replica: the mutating (and checking) side of file system access beneath
+/// one root directory.
+///
+/// Every operation opens the parent directory from the root one component at a time with
+/// `O_NOFOLLOW` and then acts on a single name with an `*at` call that does not follow a symlink,
+/// so a symlink planted anywhere in the tree makes the operation fail instead of reaching outside
+/// the root (Invariant 5). Every operation that overwrites, removes or changes a path first
+/// compares it with the entry the caller expects and throws
+/// ``FileOperationError/changedDuringSync(_:)`` without changing anything when it differs
+/// (Invariant 2). Content is only ever written through an ``AtomicFileWriter`` (Invariant 1), and
+/// what is replaced or removed can be kept in the backup location (Invariant 3).
+///
+/// Thread safety: the object holds only immutable state and an open root descriptor, so calls
+/// may run concurrently from several threads, as long as calls for one path are not issued while
+/// another call for the same path (or its parent) is in flight (the ``Replica`` contract).
+public final class ReplicaFiles: @unchecked Sendable {
+    /// The root directory as given.
+    public let rootPath: String
+    /// Where replaced and removed versions go.
+    public let backupPolicy: BackupPolicy
+    /// The root, opened once (it may itself be reached through a symlink: the user named it).
+    let root: DirectoryFD
+
+    /// Opens a replica root.
+    /// - Parameters:
+    ///   - root: path of the root directory (absolute, or relative to the working directory).
+    ///   - backupDirectory: where backups go; absolute, or else taken relative to `root`.
+    ///   - maxBackups: generations to keep per path; values below 1 keep one (Invariant 3).
+    /// - Throws: ``FileOperationError/system(path:operation:_:)`` when the root cannot be opened
+    ///   as a directory.
+    public init(root: String, backupDirectory: String, maxBackups: Int) throws(FileOperationError) {
+        rootPath = root
+        let backupPath = backupDirectory.hasPrefix("/") ? backupDirectory : root + "/" + backupDirectory
+        backupPolicy = BackupPolicy(directory: backupPath, maxBackups: maxBackups)
+        self.root = try withPath(.root, "open root \(root)") { () throws(SystemCallError) -> DirectoryFD in
+            try DirectoryFD.openRoot(root)
+        }
+    }
+
+    /// The parent directory of a path (opened without following links) and its last name.
+    /// For the root itself, the root directory and `.`.
+    struct Location {
+        let directory: DirectoryFD
+        let name: PathComponent
+    }
+
+    /// `.`, standing for the root when an operation targets it.
+    static let dot = PathComponent(uncheckedBytes: [0x2E])
+
+    /// Opens the parent of `path` beneath the root, one component at a time (Invariant 5).
+    /// - Throws: `.system` with `ELOOP` when a component is a symlink, `ENOTDIR`/`ENOENT` when missing.
+    func locate(_ path: RelativePath) throws(FileOperationError) -> Location {
+        guard let parent = path.parent, let name = path.lastComponent else {
+            return Location(directory: root, name: Self.dot)
+        }
+        let directory = try withPath(path, "open parent directory") { () throws(SystemCallError) -> DirectoryFD in
+            parent.isRoot ? root : try root.openDirectory(at: parent)
+        }
+        return Location(directory: directory, name: name)
+    }
+
+    /// The entry at `path` as `lstat` sees it: kind, size, mtime, mode, owner, fingerprint and,
+    /// for a symlink, its target; no digest. Nil when nothing is there (or a parent is missing).
+    /// Never follows a symlink, not even as a parent directory.
+    /// - Throws: ``FileOperationError/unsupportedKind(_:typeName:)`` for a FIFO, socket or device;
+    ///   `.system` otherwise (`ELOOP` when a parent is a symlink).
+    public func stat(_ path: RelativePath) throws(FileOperationError) -> Entry? {
+        let location: Location
+        do {
+            location = try locate(path)
+        } catch let error {
+            if case let .system(_, _, sys) = error, sys.errno == ENOENT || sys.errno == ENOTDIR { return nil }
+            throw error
+        }
+        return try entry(at: location, path: path)
+    }
+
+    /// `lstat` of a located name, with errors mapped to ``FileOperationError``.
+    func entry(at location: Location, path: RelativePath) throws(FileOperationError) -> Entry? {
+        do {
+            return try lstat(location.name, in: location.directory)
+        } catch let error as UnsupportedKindError {
+            throw .unsupportedKind(path, typeName: error.typeName)
+        } catch let error as SystemCallError {
+            throw .system(path: path, operation: "stat", error)
+        } catch {
+            throw .system(path: path, operation: "stat", SystemCallError("fstatat", errno: EIO))
+        }
+    }
+
+    /// Where the newest backup of `path` is (or would be) kept: `<backupdir>/<dir>/.bak.1.<name>`,
+    /// escaped for display. Nil for the root.
+    public func backupLocation(for path: RelativePath) -> String? {
+        guard let parent = path.parent, let name = path.lastComponent else { return nil }
+        var text = backupPolicy.directory
+        if !parent.isRoot { text += "/" + parent.description }
+        return text + "/" + PathComponent.display(Self.backupName(name, generation: 1)[...])
+    }
+}
