@@ -158,4 +158,30 @@ import Testing
         #expect(box.content(opsPath("d/f")) == Array("x".utf8))
         #expect(OpsSandbox.names(atPath: outside).isEmpty)
     }
+
+    @Test func backupDirectoryInsideTheRootIsReachedWithoutFollowingLinks() throws {
+        let box = try OpsSandbox()
+        let backups = box.root + "/.swunison-backup"
+        let files = try ReplicaFiles(root: box.root + "/", backupDirectory: backups, maxBackups: 2)
+        try box.plant(opsPath("f"), Array("one".utf8))
+        let location = try files.remove(opsPath("f"), expected: try #require(try files.stat(opsPath("f"))), backup: true)
+        #expect(location == backups + "/.bak.1.f")
+        #expect(OpsSandbox.content(atPath: backups + "/.bak.1.f") == Array("one".utf8))
+
+        // A peer replaces the backup directory with a symlink to somewhere else: refused.
+        opsRemoveTree(backups)
+        let outside = box.base + "/outside"
+        #expect(mkdir(outside, 0o755) == 0)
+        try box.symlink(opsPath(".swunison-backup"), to: outside)
+        try box.plant(opsPath("g"), Array("two".utf8))
+        let scanned = try #require(try files.stat(opsPath("g")))
+        do {
+            try files.remove(opsPath("g"), expected: scanned, backup: true)
+            Issue.record("a backup through a planted symlink should fail")
+        } catch {
+            #expect(opsIsSystemError(error, ENOTDIR) || opsIsSystemError(error, ELOOP))
+        }
+        #expect(box.content(opsPath("g")) == Array("two".utf8))
+        #expect(OpsSandbox.names(atPath: outside).isEmpty)
+    }
 }

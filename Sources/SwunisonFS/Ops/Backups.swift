@@ -68,14 +68,23 @@ extension ReplicaFiles {
     }
 
     /// Opens `<backupdir>/<parent of path>`, creating missing directories (mode 0700). Below the
-    /// configured backup directory nothing is followed through a symlink (Invariant 5).
+    /// configured backup directory nothing is followed through a symlink (Invariant 5); when the
+    /// backup directory lies inside the root, it is reached from the root that way too, so a
+    /// symlink planted in its place cannot send backups outside.
     func openBackupDirectory(for path: RelativePath) throws(SystemCallError) -> DirectoryFD {
         var current: DirectoryFD
-        do {
-            current = try DirectoryFD.openRoot(backupPolicy.directory)
-        } catch where error.errno == ENOENT {
-            try makeDirectories(backupPolicy.directory)
-            current = try DirectoryFD.openRoot(backupPolicy.directory)
+        if let inside = backupBeneathRoot {
+            current = root
+            for component in inside.components {
+                current = try current.openOrCreateDirectory(component, mode: 0o700)
+            }
+        } else {
+            do {
+                current = try DirectoryFD.openRoot(backupPolicy.directory)
+            } catch where error.errno == ENOENT {
+                try makeDirectories(backupPolicy.directory)
+                current = try DirectoryFD.openRoot(backupPolicy.directory)
+            }
         }
         for component in path.parent?.components ?? [] {
             current = try current.openOrCreateDirectory(component, mode: 0o700)

@@ -40,6 +40,9 @@ public final class ReplicaFiles: @unchecked Sendable {
     public let backupPolicy: BackupPolicy
     /// The root, opened once (it may itself be reached through a symlink: the user named it).
     let root: DirectoryFD
+    /// The backup directory's path beneath the root when it lies inside the tree (then it is
+    /// opened from the root without following links, like any other path: Invariant 5).
+    let backupBeneathRoot: RelativePath?
 
     /// Opens a replica root.
     /// - Parameters:
@@ -52,6 +55,17 @@ public final class ReplicaFiles: @unchecked Sendable {
         rootPath = root
         let backupPath = backupDirectory.hasPrefix("/") ? backupDirectory : root + "/" + backupDirectory
         backupPolicy = BackupPolicy(directory: backupPath, maxBackups: maxBackups)
+        var rootPrefix = root
+        while rootPrefix.count > 1 && rootPrefix.hasSuffix("/") { rootPrefix.removeLast() }
+        rootPrefix += rootPrefix.hasSuffix("/") ? "" : "/"
+        if backupPath.hasPrefix(rootPrefix) {
+            var rest = String(backupPath.dropFirst(rootPrefix.count))
+            while rest.hasSuffix("/") { rest.removeLast() }
+            // A path with `.`/`..` or doubled slashes is not taken apart: it is opened as given.
+            backupBeneathRoot = try? RelativePath(validating: rest)
+        } else {
+            backupBeneathRoot = nil
+        }
         self.root = try withPath(.root, "open root \(root)") { () throws(SystemCallError) -> DirectoryFD in
             try DirectoryFD.openRoot(root)
         }
