@@ -59,6 +59,16 @@ import SwunisonModel
         #expect(error?.description.hasPrefix("archive \(dir.file("t.db")) failed (no such table: missing_table") == true)
     }
 
+    @Test func missingDirectoryIsACannotOpenError() throws {
+        let dir = try TempDir()
+        let path = dir.file("no/such/dir/archive.db")
+        let error = storageError { _ = try Archive.open(path: path, roots: ["/a", "/b"]) }
+        #expect(error?.reason == .sqlite)
+        #expect(error?.code == 14)  // SQLITE_CANTOPEN
+        #expect(error?.description == "archive \(path) could not be opened for writing (unable to open database file): "
+                + "check that the file and its directory exist and are writable")
+    }
+
     @Test func migrationsRunOnceInOrderAndAreRecorded() throws {
         let dir = try TempDir()
         let v1 = [Migration("one", sql: "CREATE TABLE a(x);")]

@@ -8,26 +8,30 @@ import SwunisonModel
     static let directories = 400
     static let filesPerDirectory = 499  // + the directory itself = 500 rows each, 200,000 in all
 
-    static func rows(inDirectory d: Int) -> [BaselineEntry] {
-        let dir = p("dir\(d)")
-        var rows = [BaselineEntry(path: dir, entry: directory())]
-        for f in 0..<filesPerDirectory {
-            let name = PathComponent(uncheckedBytes: Array("f\(f)".utf8))
-            let entry = file(UInt64(d * 1000 + f), fingerprint: fingerprint(UInt64(f)))
-            rows.append(BaselineEntry(path: dir.appending(name), entry: entry))
+    /// The tree in walk order ("dir10" < "dir2"), built once per test from raw bytes.
+    static func tree() -> [BaselineEntry] {
+        var rows: [BaselineEntry] = []
+        rows.reserveCapacity(directories * (filesPerDirectory + 1))
+        let directoryEntry = directory()
+        let fileEntry = file(7, fingerprint: fingerprint(7))
+        for d in 0..<directories {
+            let dir = Array("dir\(d)".utf8)
+            rows.append(BaselineEntry(path: RelativePath(uncheckedBytes: dir), entry: directoryEntry))
+            for f in 0..<filesPerDirectory {
+                var entry = fileEntry
+                entry.size = Int64(f)
+                rows.append(BaselineEntry(path: RelativePath(uncheckedBytes: dir + Array("/f\(f)".utf8)), entry: entry))
+            }
         }
+        rows.sort { $0.path < $1.path }
         return rows
-    }
-
-    /// The tree, produced lazily one directory at a time (in walk order: "dir10" < "dir2").
-    static func tree() -> some Sequence<BaselineEntry> {
-        (0..<directories).lazy.flatMap { rows(inDirectory: $0) }
     }
 
     @Test func twoHundredThousandRows() throws {
         let dir = try TempDir()
+        let tree = Self.tree()
         let cache = try ScanCache.open(path: dir.file("cache.db"))
-        try cache.replaceAll(with: Self.tree())
+        try cache.replaceAll(with: tree)
         #expect(try cache.entryCount == 200_000)
 
         // The cursor streams them back in strictly increasing walk order.
@@ -45,7 +49,7 @@ import SwunisonModel
 
         // The archive takes the same rows in one commit.
         let archive = try Archive.open(path: dir.file("ar.db"), roots: ["/a", "/b"])
-        try archive.commit(updates: Self.tree().map { ($0.path, Optional($0.entry)) }, snapshotA: 1, snapshotB: 1)
+        try archive.commit(updates: tree.map { ($0.path, Optional($0.entry)) }, snapshotA: 1, snapshotB: 1)
         #expect(try archive.entryCount == 200_000)
 
         // A full-scan merge of the cache (as the "scan") against the archive, after a few changes.
@@ -60,7 +64,7 @@ import SwunisonModel
         }
         changes += try merge.feed(batch)
         changes += try merge.finish()
-        #expect(changes.count == 500 + 2)
+        #expect(changes.count == 500 + 2)  // dir7 and its 499 files, dir9/f3, dir99/new
         #expect(changes.filter { $0.path.isDescendant(orEqualTo: p("dir7")) }.allSatisfy { $0.new == nil })
         #expect(changes.contains(ScanChange(path: p("dir99/new"), old: nil, new: file(2))))
     }
