@@ -1,0 +1,102 @@
+import SwunisonModel
+
+/// A replica reached over a connection that may break (a distant host over SSH): when a call
+/// fails with ``ReplicaError/connection(_:)``, the next call reconnects first, with backoff.
+///
+/// The failed call itself is not repeated here: Propagate reports its path as a retryable
+/// failure, nothing half-done is visible (Invariant 1), and Session's next retry round rescans
+/// and redoes it over the new connection.
+public final class ReconnectingReplica: Replica, @unchecked Sendable {
+    public let displayName: String
+    private let connect: @Sendable () async throws -> any Replica
+    private let maxAttempts: Int
+    private let initialDelay: Duration
+    private let notice: @Sendable (String) -> Void
+    private let lock = Mutex()
+    private var current: (any Replica)?
+
+    /// - Parameters:
+    ///   - initial: the connection already made (so start-up errors surface before any work).
+    ///   - connect: makes a new connection.
+    ///   - maxAttempts: reconnection attempts before giving up on a call.
+    ///   - initialDelay: first backoff delay; doubled after each failed attempt (at most 30 s).
+    public init(displayName: String, initial: any Replica, maxAttempts: Int = 4, initialDelay: Duration = .seconds(1),
+                notice: @escaping @Sendable (String) -> Void = { _ in },
+                connect: @escaping @Sendable () async throws -> any Replica) {
+        self.displayName = displayName
+        self.current = initial
+        self.connect = connect
+        self.maxAttempts = max(1, maxAttempts)
+        self.initialDelay = initialDelay
+        self.notice = notice
+    }
+
+    /// The live connection, reconnecting if the last one broke.
+    private func replica() async throws -> any Replica {
+        if let live = lock.withLock({ current }) { return live }
+        var delay = initialDelay
+        var lastError: Error = ReplicaError.connection("\(displayName): not connected")
+        for attempt in 1...maxAttempts {
+            if attempt > 1 {
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+            do {
+                notice("reconnecting to \(displayName) (attempt \(attempt) of \(maxAttempts))")
+                let fresh = try await connect()
+                lock.withLock { current = fresh }
+                return fresh
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    /// Runs `body` on the live connection; a connection failure drops it for the next call.
+    private func using<T>(_ body: (any Replica) async throws -> T) async throws -> T {
+        let live = try await replica()
+        do {
+            return try await body(live)
+        } catch let error as ReplicaError {
+            if case .connection = error {
+                lock.withLock { if current === live { current = nil } }
+                await live.close()
+            }
+            throw error
+        }
+    }
+
+    public func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
+        try await using { try await $0.scan(request, sink: sink) }
+    }
+    public func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
+        try await using { try await $0.openFile(path, expected: expected) }
+    }
+    public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
+                          backup: Bool) async throws -> Entry {
+        try await using { try await $0.writeFile(path, entry: entry, from: source, replacing: replacing, backup: backup) }
+    }
+    public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try await using { try await $0.makeDirectory(path, entry: entry, replacing: replacing, backup: backup) }
+    }
+    public func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try await using { try await $0.makeSymlink(path, entry: entry, replacing: replacing, backup: backup) }
+    }
+    public func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
+        try await using { try await $0.remove(path, expected: expected, backup: backup) }
+    }
+    public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
+        try await using { try await $0.backup(path, expected: expected) }
+    }
+    public func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
+        try await using { try await $0.setAttributes(path, expected: expected, to: entry) }
+    }
+    public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
+        try await using { try await $0.commitBaseline(updates, snapshot: snapshot) }
+    }
+    public func close() async {
+        let live = lock.withLock { () -> (any Replica)? in defer { current = nil }; return current }
+        await live?.close()
+    }
+}
