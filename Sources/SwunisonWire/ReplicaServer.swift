@@ -409,3 +409,39 @@ final class IncomingContent: FileReader {
 
     func close() async { abort("the server closed the transfer") }
 }
+
+/// The entry point of `swunison server`: serves the replica the client opens over two file
+/// descriptors (stdin and stdout) until the client shuts down.
+///
+/// SIGPIPE is ignored (a vanished client is an error, not a silent death), diagnostics go to
+/// `log` (stderr), and nothing but frames is ever written to `output`.
+/// - Returns: 0 after a clean shutdown or end of input, 1 when the connection failed.
+public func runServer(input: Int32, output: Int32,
+                      log: @escaping @Sendable (String) -> Void = { line in writeToStandardError(line) },
+                      makeReplica: @escaping @Sendable (ReplicaSpec) async throws -> any Replica) async -> Int32 {
+    ignoreBrokenPipeSignal()
+    let stream = FileDescriptorStream(readFD: input, writeFD: output, owning: false)
+    let server = ReplicaServer(stream: stream, log: log, makeReplica: makeReplica)
+    do {
+        try await server.run()
+        return 0
+    } catch {
+        log("swunison server: \(error)")
+        return 1
+    }
+}
+
+/// Writes one line to file descriptor 2, unbuffered.
+public func writeToStandardError(_ line: String) {
+    var bytes = Array(line.utf8)
+    bytes.append(0x0A)
+    bytes.withUnsafeBytes { raw in
+        var done = 0
+        while done < raw.count {
+            let n = Glibc.write(2, raw.baseAddress! + done, raw.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            done += n
+        }
+    }
+}
