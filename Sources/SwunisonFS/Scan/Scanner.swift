@@ -232,7 +232,7 @@ private final class ScanWalk<Cursor: BaselineCursor> {
             switch target {
             case .success(let bytes): entry.linkTarget = bytes
             case .failure(let error) where error.errno == ENOENT:
-                try vanished(old: old)
+                try problem("vanished while being read; will be rescanned", keepingEntry: true)
                 return
             case .failure(let error):
                 try problem("cannot read link: \(error.message)")
@@ -251,7 +251,8 @@ private final class ScanWalk<Cursor: BaselineCursor> {
                     entry = readStatus.entry(kind: .file)
                     entry.digest = digest
                 case .gone:
-                    try vanished(old: old)
+                    // Not reported deleted on the strength of a transient state: the next run sees it gone.
+                    try problem("vanished while being read; will be rescanned", keepingEntry: true)
                     return
                 case .failed(let message):
                     try problem(message)
@@ -312,13 +313,6 @@ private final class ScanWalk<Cursor: BaselineCursor> {
             return
         }
         try emit(ScanChange(path: RelativePath(uncheckedBytes: path), old: old, new: new))
-    }
-
-    /// The current path disappeared while it was being read: report its baseline row as gone.
-    func vanished(old: Entry?) throws {
-        if let old {
-            try disposeGone(BaselineEntry(path: RelativePath(uncheckedBytes: path), entry: old))
-        }
     }
 
     /// Records a problem at the current path and leaves its baseline rows (and those beneath
