@@ -1,3 +1,5 @@
+import Glibc
+
 /// One Unison path specification: `Name *.tmp`, `Path a/b`, `BelowPath x` or `Regex a/.*\.o`,
 /// optionally followed by ` -> associated string` (used by `preferpartial`, `forcepartial`).
 ///
@@ -12,7 +14,8 @@
 /// - `Name p` matches a path whose last components match `p`; `Path p` matches the whole path;
 ///   `BelowPath p` matches `p` and everything beneath it; `Regex r` is anchored at both ends.
 ///
-/// Matching works on the path's bytes; `Regex` patterns see the path decoded as UTF-8.
+/// Matching works on the path's bytes; `Regex` patterns are POSIX extended regular expressions
+/// (`regcomp`), matched against the path's bytes as Unison does.
 public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     /// Which of Unison's four pattern forms this is.
     public enum Kind: String, Sendable, Hashable, CaseIterable {
@@ -29,7 +32,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     public let associated: String?
 
     /// Glob alternatives (after `{,}` expansion), each a list of per-component token lists.
-    private let globs: [[GlobComponent]]
+    let globs: [[GlobComponent]]
     /// The compiled regular expression for `.regex`.
     private let regex: CompiledRegex?
 
@@ -56,9 +59,9 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         self.associated = associated
         if kind == .regex {
             do {
-                self.regex = CompiledRegex(try Regex(text))
+                self.regex = try CompiledRegex(text)
             } catch {
-                throw PatternError(spec: spec, reason: "bad regular expression: \(error)")
+                throw PatternError(spec: spec, reason: error.reason)
             }
             self.globs = []
         } else {
@@ -97,7 +100,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         switch kind {
         case .regex:
             guard let regex else { return false }
-            return regex.wholeMatches(String(decoding: bytes, as: UTF8.self))
+            return regex.wholeMatches(bytes)
         case .name:
             for glob in globs where Self.matchName(glob, bytes, lastStart: lastStart) { return true }
             return false
@@ -302,7 +305,8 @@ public struct IgnoreRules: Sendable {
     public let ignore: [PathPattern]
     /// The `ignorenot` patterns, in profile order.
     public let ignoreNot: [PathPattern]
-    private let ignoreNeedsLastStart: Bool
+    private let ignoreMatcher: PatternSet
+    private let ignoreNotMatcher: PatternSet
 
     /// Rules that ignore nothing.
     public static let none = IgnoreRules(compiled: [], ignoreNot: [])
@@ -321,7 +325,8 @@ public struct IgnoreRules: Sendable {
     public init(compiled ignore: [PathPattern], ignoreNot: [PathPattern]) {
         self.ignore = ignore
         self.ignoreNot = ignoreNot
-        self.ignoreNeedsLastStart = (ignore + ignoreNot).contains { $0.kind == .name }
+        self.ignoreMatcher = PatternSet(ignore)
+        self.ignoreNotMatcher = PatternSet(ignoreNot)
     }
 
     /// True when no path can be ignored (no `ignore` patterns).
@@ -329,21 +334,42 @@ public struct IgnoreRules: Sendable {
 
     /// Whether `path` is ignored: it matches an `ignore` pattern and no `ignorenot` pattern.
     public func isIgnored(_ path: RelativePath) -> Bool {
-        if ignore.isEmpty { return false }
+        if ignoreMatcher.isEmpty { return false }
         return path.bytes.withUnsafeBufferPointer { bytes in
-            let lastStart: Int? = ignoreNeedsLastStart
-                ? PathPattern.componentStart(bytes, before: bytes.count) : nil
-            var matched = false
-            for pattern in ignore where pattern.matches(bytes: bytes, lastStart: lastStart) {
-                matched = true
-                break
-            }
-            if !matched { return false }
-            for pattern in ignoreNot where pattern.matches(bytes: bytes, lastStart: lastStart) {
-                return false
-            }
-            return true
+            let lastStart = PathPattern.componentStart(bytes, before: bytes.count)
+            return ignoreMatcher.matches(bytes, lastStart: lastStart)
+                && !ignoreNotMatcher.matches(bytes, lastStart: lastStart)
         }
+    }
+}
+
+/// Patterns flattened for matching many paths: single-component `Name` alternatives (the
+/// common case: `Name *.o`, `Name {.git,node_modules}`) are checked against the last component
+/// directly; other patterns go through ``PathPattern``.
+struct PatternSet: Sendable {
+    private let lastNames: [GlobComponent]
+    private let others: [PathPattern]
+
+    init(_ patterns: [PathPattern]) {
+        var lastNames: [GlobComponent] = []
+        var others: [PathPattern] = []
+        for pattern in patterns {
+            if pattern.kind == .name, pattern.globs.allSatisfy({ $0.count == 1 }) {
+                lastNames += pattern.globs.map { $0[0] }
+            } else {
+                others.append(pattern)
+            }
+        }
+        self.lastNames = lastNames
+        self.others = others
+    }
+
+    var isEmpty: Bool { lastNames.isEmpty && others.isEmpty }
+
+    func matches(_ bytes: UnsafeBufferPointer<UInt8>, lastStart: Int) -> Bool {
+        for name in lastNames where name.matches(bytes, lastStart, bytes.count) { return true }
+        for pattern in others where pattern.matches(bytes: bytes, lastStart: lastStart) { return true }
+        return false
     }
 }
 
@@ -358,20 +384,73 @@ enum GlobToken: Hashable, Sendable {
 }
 
 /// The tokens between two `/` of a glob; matches exactly one path component.
+///
+/// Common shapes (`name`, `*.ext`, `prefix*`) get a direct comparison instead of the general
+/// backtracking matcher: the scanner asks about every path of a large tree.
 struct GlobComponent: Hashable, Sendable {
-    let tokens: [GlobToken]
+    enum Shape: Hashable, Sendable {
+        /// Literal bytes only: the name must equal them.
+        case literal([UInt8])
+        /// `*` then literal bytes: the name must end with them (and not start with a dot).
+        case suffix([UInt8])
+        /// Literal bytes then `*`: the name must start with them.
+        case prefix([UInt8])
+        /// Anything else.
+        case general([GlobToken])
+    }
+
+    let shape: Shape
     /// Unison's leading-dot rule: only a leading literal `.` may match a name's leading dot.
     let startsWithLiteralDot: Bool
 
     init(tokens: [GlobToken]) {
-        self.tokens = tokens
         self.startsWithLiteralDot = tokens.first == .byte(UInt8(ascii: "."))
+        func literals(_ t: ArraySlice<GlobToken>) -> [UInt8]? {
+            var out: [UInt8] = []
+            for token in t {
+                guard case .byte(let b) = token else { return nil }
+                out.append(b)
+            }
+            return out
+        }
+        if let bytes = literals(tokens[...]) {
+            shape = .literal(bytes)
+        } else if tokens.first == .star, let bytes = literals(tokens.dropFirst()) {
+            shape = .suffix(bytes)
+        } else if tokens.last == .star, let bytes = literals(tokens.dropLast()) {
+            shape = .prefix(bytes)
+        } else {
+            shape = .general(tokens)
+        }
     }
 
-    /// Whether `bytes[start..<end]` (one component, no `/`) matches; backtracks over the last `*`.
+    /// Whether `bytes[start..<end]` (one component, no `/`) matches.
     func matches(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
         if start < end && bytes[start] == UInt8(ascii: ".") && !startsWithLiteralDot { return false }
-        return tokens.withUnsafeBufferPointer { t in
+        let count = end - start
+        switch shape {
+        case .literal(let lit):
+            return lit.count == count && Self.equal(lit, bytes, at: start)
+        case .suffix(let lit):
+            return lit.count <= count && Self.equal(lit, bytes, at: end - lit.count)
+        case .prefix(let lit):
+            return lit.count <= count && Self.equal(lit, bytes, at: start)
+        case .general(let tokens):
+            return Self.backtrack(tokens, bytes, start, end)
+        }
+    }
+
+    /// Whether `bytes[at...]` begins with `literal` (the caller checked the length).
+    private static func equal(_ literal: [UInt8], _ bytes: UnsafeBufferPointer<UInt8>, at offset: Int) -> Bool {
+        for i in literal.indices where literal[i] != bytes[offset + i] { return false }
+        return true
+    }
+
+    /// The general matcher: greedy, backtracking to the most recent `*` on a mismatch (enough
+    /// because `*` cannot cross a component boundary).
+    private static func backtrack(_ tokens: [GlobToken], _ bytes: UnsafeBufferPointer<UInt8>,
+                                  _ start: Int, _ end: Int) -> Bool {
+        tokens.withUnsafeBufferPointer { t in
             var p = 0, s = start
             var starP = -1, starS = start
             while s < end {
@@ -449,15 +528,36 @@ struct ByteSet: Hashable, Sendable {
     }
 }
 
-/// A compiled `Regex` held by reference; Swift's `Regex` is used only through `wholeMatch`.
+/// A POSIX extended regular expression (what Unison's `Regex` patterns are), compiled once by
+/// `regcomp` and anchored at both ends. Owns its `regex_t`.
+///
+/// Matching runs on the path's bytes: swunison never calls `setlocale`, so the C locale applies
+/// and `.` matches any byte, as in Unison's own matcher. `regexec` on a compiled expression is
+/// safe to call from several threads at once.
 final class CompiledRegex: @unchecked Sendable {
-    // Regex values are immutable after construction; matching does not mutate them.
-    private let regex: Regex<AnyRegexOutput>
+    private var regex = regex_t()
 
-    init(_ regex: Regex<AnyRegexOutput>) { self.regex = regex.matchingSemantics(.unicodeScalar) }
+    /// Compiles `^(pattern)$`.
+    /// - Throws: `regerror`'s message when the expression is invalid.
+    init(_ pattern: String) throws(PatternError) {
+        let status = regcomp(&regex, "^(" + pattern + ")$", REG_EXTENDED | REG_NOSUB)
+        if status != 0 {
+            var message = [CChar](repeating: 0, count: 256)
+            regerror(status, &regex, &message, message.count)
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw PatternError(spec: "Regex " + pattern, reason: "bad regular expression: \(text)")
+        }
+    }
 
-    func wholeMatches(_ string: String) -> Bool {
-        (try? regex.wholeMatch(in: string)) != nil
+    deinit { regfree(&regex) }
+
+    /// Whether the whole of `bytes` matches. The corresponding C function is `regexec`.
+    func wholeMatches(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: bytes.count + 1) { buffer in
+            for i in 0..<bytes.count { buffer[i] = CChar(bitPattern: bytes[i]) }
+            buffer[bytes.count] = 0
+            return regexec(&regex, buffer.baseAddress, 0, nil, 0) == 0
+        }
     }
 }
 

@@ -97,6 +97,12 @@ func globSemantics(_ row: GlobCase) throws {
     #expect(pattern.matches(path) == row.matches)
 }
 
+@Test("IgnoreRules' flattened matcher agrees with the table", arguments: globTable)
+func ignoreRulesAgree(_ row: GlobCase) throws {
+    let rules = try IgnoreRules(ignore: [row.pattern], ignoreNot: [])
+    #expect(rules.isIgnored(try RelativePath(validating: row.path)) == row.matches)
+}
+
 @Test func patternsRememberTheirParts() throws {
     let p = try PathPattern("  Path docs/a b -> older ")
     #expect(p.kind == .path)
@@ -147,6 +153,18 @@ func badPatterns(_ spec: String) {
     #expect(try PathPattern("Name *.o").matches(path))
     #expect(try PathPattern("Path d/?.o").matches(path))
     #expect(!(try PathPattern("Path d/??.o").matches(path)))
+    // POSIX regular expressions run on bytes too: `.` is one byte.
+    #expect(try PathPattern("Regex d/.\\.o").matches(path))
+    #expect(!(try PathPattern("Regex d/..\\.o").matches(path)))
+}
+
+@Test func regexErrorsCarryRegcompsMessage() {
+    do {
+        _ = try PathPattern("Regex a(b")
+        Issue.record("accepted an unbalanced regex")
+    } catch {
+        #expect(error.description.hasPrefix("bad pattern 'Regex a(b': bad regular expression: "))
+    }
 }
 
 @Test func patternsCompareByText() throws {
