@@ -1,22 +1,5 @@
 import SwunisonModel
 
-/// How conflicts are settled (`prefer`, `force` and their `partial` forms).
-public enum Prefer: Sendable, Hashable, CustomStringConvertible {
-    /// The side with the later modification time wins.
-    case newer
-    /// The side with the earlier modification time wins.
-    case older
-    /// That replica wins.
-    case side(Side)
-
-    public var description: String {
-        switch self {
-        case .newer: return "newer"
-        case .older: return "older"
-        case .side(let side): return "root \(side)"
-        }
-    }
-}
 
 /// A `preferpartial` / `forcepartial` rule: paths matching `pattern` are settled by `prefer`.
 public struct PartialPreference: Sendable, Hashable {

@@ -1,30 +1,5 @@
 import SwunisonModel
 
-/// A conflict policy (Unison's `prefer` / `force` values).
-public enum Prefer: Sendable, Hashable, CustomStringConvertible {
-    /// The side with the later mtime wins; a modification beats a deletion whatever the times;
-    /// equal mtimes leave the conflict unresolved.
-    case newer
-    /// The side with the earlier mtime wins; a modification still beats a deletion.
-    case older
-    /// This side wins, deletions included.
-    case side(Side)
-
-    /// The same policy with the replicas swapped.
-    public func mirrored() -> Prefer {
-        if case .side(let s) = self { return .side(s.other) }
-        return self
-    }
-
-    public var description: String {
-        switch self {
-        case .newer: return "newer"
-        case .older: return "older"
-        case .side(let s): return "\(s)"
-        }
-    }
-}
-
 /// The preferences reconciliation depends on, already parsed and typed.
 public struct ReconcileOptions: Sendable {
     /// Which attributes take part in "equal" (content plus these).

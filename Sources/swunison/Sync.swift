@@ -94,17 +94,13 @@ struct SyncRun {
 
     private func sessionOptions(archiveKey: String) -> SessionOptions {
         let profile = self.profile
-        let convert = Self.convert
+        // Unison's precedence: a matching forcepartial, then preferpartial, then force, then prefer.
         var reconcile = ReconcileOptions(attributes: profile.attributes)
-        reconcile.prefer = profile.prefer.map(convert)
-        reconcile.force = profile.force.map(convert)
-        let preferPartial = profile.preferPartial
-        let forcePartial = profile.forcePartial
-        if !preferPartial.isEmpty {
-            reconcile.preferFor = { path in preferPartial.last { $0.pattern.matches(path) }.map { convert($0.prefer) } }
+        reconcile.forceFor = { @Sendable path in
+            profile.policy(for: path).flatMap { $0.isForced ? $0.prefer : nil }
         }
-        if !forcePartial.isEmpty {
-            reconcile.forceFor = { path in forcePartial.last { $0.pattern.matches(path) }.map { convert($0.prefer) } }
+        reconcile.preferFor = { @Sendable path in
+            profile.policy(for: path).flatMap { $0.isForced ? nil : $0.prefer }
         }
         var options = SessionOptions(reconcile: reconcile, cacheKey: archiveKey)
         options.paths = profile.paths
@@ -126,14 +122,6 @@ struct SyncRun {
             options.maxConcurrentOperations = 64
         }
         return options
-    }
-
-    @Sendable private static func convert(_ p: SwunisonProfile.Prefer) -> SwunisonReconcile.Prefer {
-        switch p {
-        case .newer: return .newer
-        case .older: return .older
-        case .side(let side): return .side(side)
-        }
     }
 
     /// The archive's file name: a digest of the two roots, so each pair has its own.
