@@ -29,12 +29,15 @@ public final class SHA256Hasher {
 
     /// Finishes and returns the digest; the hasher is reset and can be reused.
     public func finalize() -> Digest {
-        var out = [UInt8](repeating: 0, count: 32)
+        // A SHA-256 context always yields 32 bytes; read them straight off the stack.
+        var out: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &out, &length)
+        let digest = withUnsafeMutableBytes(of: &out) { raw -> Digest in
+            EVP_DigestFinal_ex(context, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &length)
+            return Digest(uncheckedRaw: UnsafeRawBufferPointer(raw))
+        }
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
-        // A SHA-256 context always yields 32 bytes.
-        return Digest(bytes: out)!
+        return digest
     }
 
     /// Digest of a whole buffer.

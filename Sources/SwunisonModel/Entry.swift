@@ -24,9 +24,18 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     /// Builds a digest from exactly 32 bytes (big-endian words); nil for any other length.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 32 else { return nil }
-        var words = [UInt64](repeating: 0, count: 4)
-        for (i, b) in bytes.enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
-        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+        let array = Array(bytes)
+        self = array.withUnsafeBytes { Digest(uncheckedRaw: $0) }
+    }
+
+    /// Builds a digest from 32 raw bytes (big-endian words) without allocating: the hot path of
+    /// hashing and of reading stored rows. The caller guarantees `raw.count >= 32`.
+    @inlinable
+    public init(uncheckedRaw raw: UnsafeRawBufferPointer) {
+        func word(_ offset: Int) -> UInt64 {
+            UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        self.init(w0: word(0), w1: word(8), w2: word(16), w3: word(24))
     }
 
     /// The 32 digest bytes.
