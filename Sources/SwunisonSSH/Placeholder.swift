@@ -1,1 +1,0 @@
-// SwunisonSSH: module placeholder, replaced by the module's real files.

@@ -1,0 +1,425 @@
+import CLibSSH
+import Glibc
+
+/// The state of one exec channel, shared by the session's I/O thread and the threads using the
+/// `SSHExecChannel`. Every `var` is guarded by `core.lock`, except those marked "I/O thread only".
+final class ChannelState: @unchecked Sendable {
+    enum Phase { case opening, requestingExec, open, finished }
+
+    let command: String
+    /// Bytes queued by `write`, not yet taken by the I/O thread (bounded by `queueCapacity`).
+    var outgoing = ByteQueue()
+    /// Bytes read from the remote stdout, not yet taken by `read` (bounded by `queueCapacity`).
+    var incoming = ByteQueue()
+    /// The tail of the remote stderr (at most `stderrLimit` bytes).
+    var stderr: [UInt8] = []
+    var phase = Phase.opening
+    var openDeadline: UInt64
+    var isWriteClosed = false
+    var isClosed = false
+    var isEOFSent = false
+    var isRemoteEOF = false
+    var isExitStatusKnown = false
+    var exitStatus: Int32?
+    var failure: SSHError?
+
+    /// The libssh channel (I/O thread only).
+    var handle: OpaquePointer?
+    /// Bytes taken from `outgoing` that libssh has not accepted yet (I/O thread only).
+    var pendingOut: [UInt8] = []
+    var pendingOffset = 0
+    /// When EOF was seen, to give up waiting for an exit status eventually (I/O thread only).
+    var remoteEOFAt: UInt64 = 0
+
+    init(command: String, openDeadline: UInt64) {
+        self.command = command
+        self.openDeadline = openDeadline
+    }
+
+    /// Whether a reader blocked in `read` can return (data, EOF, failure or close).
+    var isReadable: Bool { !incoming.isEmpty || isRemoteEOF || failure != nil || isClosed }
+}
+
+/// The I/O machinery of one session: the libssh handle, its channels, and the one thread that
+/// drives them all in non-blocking mode (PLATFORM-NOTES §1 "Deadlock": blocking writes deadlock
+/// when both windows are full, so one thread moves both directions).
+final class SessionCore: @unchecked Sendable {
+    static let queueCapacity = 1 << 20
+    static let chunkSize = 64 * 1024
+    static let stderrLimit = 64 * 1024
+
+    let handle: LibSSHHandle
+    let label: String
+    let keepaliveSeconds: Int?
+    let timeoutSeconds: Int
+    let lock = ConditionLock()
+
+    // Guarded by `lock`.
+    private var channels: [ChannelState] = []
+    private var sessionFailure: SSHError?
+    private var isStopping = false
+
+    private var wakeRead: Int32 = -1
+    private var wakeWrite: Int32 = -1
+    private var thread: pthread_t?
+
+    init(handle: LibSSHHandle, label: String, keepaliveSeconds: Int?, timeoutSeconds: Int) {
+        self.handle = handle
+        self.label = label
+        self.keepaliveSeconds = keepaliveSeconds
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    deinit {
+        if wakeRead >= 0 { Glibc.close(wakeRead) }
+        if wakeWrite >= 0 { Glibc.close(wakeWrite) }
+    }
+
+    /// Switches libssh to non-blocking mode, tunes the socket and starts the I/O thread.
+    func start() throws(SSHError) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            throw .connectionFailed(destination: label, message: "pipe: \(String(cString: strerror(errno)))")
+        }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        configureSocket()
+        ssh_set_blocking(handle.raw, 0)
+
+        var created = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&created, nil, { argument in
+            let core = Unmanaged<SessionCore>.fromOpaque(argument!).takeRetainedValue()
+            core.run()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<SessionCore>.fromOpaque(context).release()
+            throw .connectionFailed(destination: label, message: "could not start the I/O thread: \(String(cString: strerror(rc)))")
+        }
+        thread = created
+    }
+
+    /// TCP keepalive always; with SSH keepalives also TCP_USER_TIMEOUT, so that a link that
+    /// silently died makes the unanswered keepalive fail the socket instead of hanging.
+    private func configureSocket() {
+        let fd = ssh_get_fd(handle.raw)
+        guard fd >= 0 else { return }
+        func set(_ level: Int32, _ name: Int32, _ value: Int32) {
+            var value = value
+            _ = setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let idle = Int32(clamping: keepaliveSeconds ?? 60)
+        set(SOL_SOCKET, SO_KEEPALIVE, 1)
+        set(Int32(IPPROTO_TCP), TCP_KEEPIDLE, idle)
+        set(Int32(IPPROTO_TCP), TCP_KEEPINTVL, max(1, idle / 3))
+        set(Int32(IPPROTO_TCP), TCP_KEEPCNT, 3)
+        if let keepaliveSeconds {
+            set(Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, Int32(clamping: max(10, keepaliveSeconds * 3) * 1000))
+        }
+    }
+
+    /// Stops the I/O thread, closes the channels; the connection closes when `handle` goes.
+    func shutdown() {
+        lock.withLock { isStopping = true }
+        wake()
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+        for channel in lock.withLock({ channels }) {
+            if let raw = channel.handle {
+                ssh_channel_free(raw)
+                channel.handle = nil
+            }
+        }
+        lock.withLock {
+            for channel in channels where channel.failure == nil {
+                channel.failure = .closed
+            }
+            channels.removeAll()
+            lock.broadcast()
+        }
+    }
+
+    /// Wakes the I/O thread out of `poll` (self-pipe).
+    func wake() {
+        var byte: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &byte, 1)
+    }
+
+    /// Asks the I/O thread to open a channel and run `command`; waits until it runs or fails.
+    func openChannel(command: String) throws(SSHError) -> ChannelState {
+        let deadline = MonotonicClock.now() + UInt64(timeoutSeconds) * 1_000_000_000
+        let state = ChannelState(command: command, openDeadline: deadline)
+        let failure: SSHError? = lock.withLock {
+            if let sessionFailure { return sessionFailure }
+            if isStopping { return .closed }
+            channels.append(state)
+            return nil
+        }
+        if let failure { throw failure }
+        wake()
+        let outcome: SSHError? = lock.withLock {
+            while state.phase != .open && state.failure == nil { lock.wait() }
+            return state.failure
+        }
+        if let outcome { throw outcome }
+        return state
+    }
+
+    // MARK: The I/O thread
+
+    private func run() {
+        var scratch = [UInt8](repeating: 0, count: Self.chunkSize)
+        var lastKeepalive = MonotonicClock.now()
+        var idleRounds = 0
+        let backoffMilliseconds: [Int32] = [1, 5, 20, 100, 250, 1000]
+        while true {
+            drainWakePipe()
+            let (active, stopping, failed) = lock.withLock { (channels, isStopping, sessionFailure != nil) }
+            if stopping { return }
+            var progressed = false
+            if !failed {
+                for channel in active {
+                    progressed = service(channel, scratch: &scratch) || progressed
+                }
+                if ssh_is_connected(handle.raw) == 0 {
+                    failSession(message: handle.errorMessage)
+                }
+            }
+            lock.withLock {
+                channels.removeAll { $0.phase == .finished && $0.handle == nil }
+            }
+            let now = MonotonicClock.now()
+            if let keepaliveSeconds, !failed, now - lastKeepalive >= UInt64(keepaliveSeconds) * 1_000_000_000 {
+                // Non-blocking: sends a keepalive@openssh.com request; the reply is consumed by a
+                // later call. An unanswered one trips TCP_USER_TIMEOUT on a dead link.
+                _ = ssh_send_keepalive(handle.raw)
+                lastKeepalive = now
+            }
+            if progressed {
+                idleRounds = 0
+                continue
+            }
+            // libssh may have moved bytes from the socket into a channel buffer during the last
+            // calls, where poll() cannot see them: sleep briefly first, then longer.
+            var timeout = backoffMilliseconds[min(idleRounds, backoffMilliseconds.count - 1)]
+            idleRounds += 1
+            if let keepaliveSeconds {
+                let due = lastKeepalive + UInt64(keepaliveSeconds) * 1_000_000_000
+                let untilDue = due > now ? Int32(clamping: (due - now) / 1_000_000) : 0
+                timeout = min(timeout, untilDue)
+            }
+            waitForActivity(timeoutMilliseconds: failed ? -1 : timeout)
+        }
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while Glibc.read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    private func waitForActivity(timeoutMilliseconds: Int32) {
+        let socket = ssh_get_fd(handle.raw)
+        var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        if socket >= 0 && timeoutMilliseconds >= 0 {
+            var events = Int16(POLLIN)
+            if ssh_get_poll_flags(handle.raw) & SSH_WRITE_PENDING != 0 { events |= Int16(POLLOUT) }
+            fds.append(pollfd(fd: socket, events: events, revents: 0))
+        }
+        _ = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
+    }
+
+    /// Marks the whole session broken and fails every channel (their callers throw).
+    private func failSession(message: String) {
+        lock.withLock {
+            let failure = SSHError.connectionLost(destination: label, message: message)
+            if sessionFailure == nil { sessionFailure = failure }
+            for channel in channels where channel.failure == nil {
+                channel.failure = failure
+            }
+            lock.broadcast()
+        }
+    }
+
+    private func fail(_ channel: ChannelState, _ failure: SSHError) {
+        lock.withLock {
+            if channel.failure == nil { channel.failure = failure }
+            lock.broadcast()
+        }
+    }
+
+    /// One round of work on one channel; returns whether anything moved.
+    private func service(_ channel: ChannelState, scratch: inout [UInt8]) -> Bool {
+        let (phase, isClosed, hasFailed) = lock.withLock { (channel.phase, channel.isClosed, channel.failure != nil) }
+        if isClosed || (hasFailed && phase != .open) {
+            finish(channel)
+            return true
+        }
+        switch phase {
+        case .finished:
+            return false
+        case .opening, .requestingExec:
+            return advanceOpening(channel, phase: phase)
+        case .open:
+            if hasFailed { return false }
+            return pump(channel, scratch: &scratch)
+        }
+    }
+
+    private func finish(_ channel: ChannelState) {
+        if let raw = channel.handle {
+            if ssh_channel_is_closed(raw) == 0 && ssh_is_connected(handle.raw) != 0 {
+                _ = ssh_channel_close(raw)
+            }
+            ssh_channel_free(raw)
+            channel.handle = nil
+        }
+        lock.withLock {
+            channel.phase = .finished
+            if channel.failure == nil { channel.failure = .closed }
+            lock.broadcast()
+        }
+    }
+
+    private func advanceOpening(_ channel: ChannelState, phase: ChannelState.Phase) -> Bool {
+        if channel.handle == nil {
+            guard let raw = ssh_channel_new(handle.raw) else {
+                fail(channel, .channelFailed(destination: label, command: channel.command, message: handle.errorMessage))
+                return true
+            }
+            channel.handle = raw
+        }
+        let raw = channel.handle!
+        let rc = phase == .opening
+            ? ssh_channel_open_session(raw)
+            : ssh_channel_request_exec(raw, channel.command)
+        if rc == SSH_OK {
+            lock.withLock {
+                channel.phase = phase == .opening ? .requestingExec : .open
+                lock.broadcast()
+            }
+            return true
+        }
+        if rc == SSH_AGAIN {
+            if MonotonicClock.now() > channel.openDeadline {
+                fail(channel, .channelFailed(destination: label, command: channel.command,
+                                             message: "no answer within \(timeoutSeconds) s"))
+                return true
+            }
+            return false
+        }
+        fail(channel, .channelFailed(destination: label, command: channel.command, message: handle.errorMessage))
+        return true
+    }
+
+    /// Moves bytes both ways between the channel and its queues.
+    private func pump(_ channel: ChannelState, scratch: inout [UInt8]) -> Bool {
+        guard let raw = channel.handle else { return false }
+        var progressed = false
+
+        // Outgoing: refill the private chunk from the queue, hand libssh what it accepts.
+        if channel.pendingOffset == channel.pendingOut.count {
+            let (chunk, sendEOF) = lock.withLock { () -> ([UInt8], Bool) in
+                let chunk = channel.outgoing.take(upTo: Self.chunkSize)
+                if !chunk.isEmpty { lock.broadcast() }
+                return (chunk, chunk.isEmpty && channel.isWriteClosed && !channel.isEOFSent)
+            }
+            channel.pendingOut = chunk
+            channel.pendingOffset = 0
+            if sendEOF {
+                if ssh_channel_send_eof(raw) == SSH_ERROR {
+                    return failChannelOrSession(channel)
+                }
+                lock.withLock { channel.isEOFSent = true }
+                progressed = true
+            }
+        }
+        if channel.pendingOffset < channel.pendingOut.count {
+            let written = channel.pendingOut.withUnsafeBytes { bytes in
+                ssh_channel_write(raw, bytes.baseAddress! + channel.pendingOffset,
+                                  UInt32(bytes.count - channel.pendingOffset))
+            }
+            if written < 0 { return failChannelOrSession(channel) }
+            if written > 0 {
+                channel.pendingOffset += Int(written)
+                progressed = true
+            }
+        }
+
+        // Incoming stdout, as far as the reader's queue has room (that is the backpressure).
+        let (room, isRemoteEOF) = lock.withLock { (Self.queueCapacity - channel.incoming.count, channel.isRemoteEOF) }
+        if !isRemoteEOF && room > 0 {
+            let n = scratch.withUnsafeMutableBytes { buffer in
+                ssh_channel_read_nonblocking(raw, buffer.baseAddress, UInt32(min(room, buffer.count)), 0)
+            }
+            if n > 0 {
+                lock.withLock {
+                    scratch.withUnsafeBytes { channel.incoming.append(UnsafeRawBufferPointer(rebasing: $0[0..<Int(n)])) }
+                    lock.broadcast()
+                }
+                progressed = true
+            } else if n == SSH_EOF {
+                channel.remoteEOFAt = MonotonicClock.now()
+                lock.withLock {
+                    channel.isRemoteEOF = true
+                    lock.broadcast()
+                }
+                progressed = true
+            } else if n < 0 {
+                return failChannelOrSession(channel)
+            }
+        }
+
+        // Stderr, always (kept for error messages; never blocks stdout).
+        let m = scratch.withUnsafeMutableBytes { buffer in
+            ssh_channel_read_nonblocking(raw, buffer.baseAddress, UInt32(buffer.count), 1)
+        }
+        if m > 0 {
+            lock.withLock {
+                channel.stderr += scratch[0..<Int(m)]
+                if channel.stderr.count > Self.stderrLimit {
+                    channel.stderr.removeFirst(channel.stderr.count - Self.stderrLimit)
+                }
+            }
+            progressed = true
+        } else if m < 0 && m != SSH_EOF {
+            return failChannelOrSession(channel)
+        }
+
+        // After EOF: the exit status (sent just before or after EOF), or give up when the channel
+        // closed without one (a signal) or nothing came for the timeout.
+        if lock.withLock({ channel.isRemoteEOF && !channel.isExitStatusKnown }) {
+            let status = ssh_channel_get_exit_status(raw)
+            let closedWithout = ssh_channel_is_closed(raw) != 0
+            let tooLate = MonotonicClock.now() - channel.remoteEOFAt > UInt64(timeoutSeconds) * 1_000_000_000
+            if status != -1 || closedWithout || tooLate {
+                lock.withLock {
+                    channel.exitStatus = status == -1 ? nil : status
+                    channel.isExitStatusKnown = true
+                    lock.broadcast()
+                }
+                progressed = true
+            }
+        }
+        return progressed
+    }
+
+    /// A libssh call on `channel` failed: the whole session if the connection is gone, else
+    /// just this channel (e.g. the remote command exited while we were still writing).
+    private func failChannelOrSession(_ channel: ChannelState) -> Bool {
+        let message = handle.errorMessage
+        if ssh_is_connected(handle.raw) == 0 {
+            failSession(message: message)
+        } else if let raw = channel.handle, ssh_channel_is_closed(raw) != 0 || ssh_channel_is_eof(raw) != 0 {
+            fail(channel, .connectionLost(destination: label,
+                                          message: "the remote command `\(channel.command)` closed the channel (\(message))"))
+        } else {
+            fail(channel, .connectionLost(destination: label, message: message))
+        }
+        return true
+    }
+}
