@@ -1,9 +1,58 @@
+import Glibc
 import SwunisonCore
+import SwunisonModel
 import SwunisonProfile
+import SwunisonSSH
+import SwunisonWire
 
-/// Opens a replica for an `ssh://` root.
+/// Opens a replica for an `ssh://` root: SSH options from the profile (`sshargs`, `sshport`,
+/// `sshuser`, `sshcompression`, `sshkeepalive`, `sshtimeout`), `servercmd`, `serverdeploy`,
+/// and reconnection with backoff when the link drops in mid-run.
 enum RemoteReplicaFactory {
-    static func open(_ root: Root, profile: Profile, console: Console) throws -> any Replica {
-        throw ReplicaError.connection("ssh roots: being wired up")
+    static func open(_ root: SSHRoot, written: String, profile: Profile, console: Console) async throws -> any Replica {
+        var destination = SSHDestination(user: root.user ?? profile.ssh.user, host: root.host,
+                                         port: root.port ?? profile.ssh.port)
+        var options = SSHOptions(compression: profile.ssh.compression,
+                                 keepaliveSeconds: profile.ssh.keepAliveSeconds,
+                                 connectTimeoutSeconds: profile.ssh.timeoutSeconds,
+                                 // Invariant 8: batch mode never accepts an unknown host key.
+                                 strictHostKeyChecking: profile.batch ? .yes : .ask,
+                                 isInteractive: !profile.batch)
+        if let sshargs = profile.ssh.arguments, !sshargs.isEmpty {
+            let parsed = try SSHArguments.parse(sshargs)
+            parsed.apply(to: &options)
+            parsed.apply(to: &destination)
+            // Explicit root parts win over sshargs, as they do over ~/.ssh/config.
+            if let user = root.user { destination.user = user }
+            if let port = root.port { destination.port = port }
+        }
+        if profile.ssh.command != "ssh" && !profile.silent {
+            console.err("warning: sshcmd = \(profile.ssh.command) is ignored: swunison connects with libssh itself")
+        }
+        let endpoint = RemoteEndpoint(destination: destination, ssh: options, prompts: prompts(profile, console),
+                                      serverCommand: profile.ssh.serverCommand ?? "swunison",
+                                      deploy: profile.ssh.deployServer, displayName: written)
+        let spec = ReplicaSpec(root: root.isAbsolute ? root.path : root.path, backupDirectory: profile.backupDir,
+                               maxBackups: profile.maxBackups, attributes: profile.attributes)
+        // Connect now, so that a refused host key or a missing server stops the run before any work.
+        let first = try await RemoteConnector.connect(endpoint, spec: spec)
+        return ReconnectingReplica(displayName: written, initial: first, maxAttempts: max(1, profile.retry + 1),
+                                   notice: { message in if !profile.silent { console.err(message) } },
+                                   connect: { try await RemoteConnector.connect(endpoint, spec: spec) })
+    }
+
+    /// Questions libssh may need answered, only when a person is there.
+    private static func prompts(_ profile: Profile, _ console: Console) -> SSHPrompts {
+        guard !profile.batch, console.stdinIsTerminal else { return SSHPrompts() }
+        return SSHPrompts(
+            confirmUnknownHost: { host, fingerprint in
+                console.raw("The authenticity of host \(host) can't be established.\n"
+                    + "Its key fingerprint is \(fingerprint).\nAdd it to known_hosts and continue? (yes/no) ")
+                return console.readLine()?.trimmingWhitespace().lowercased() == "yes"
+            },
+            passphrase: { keyFile in
+                guard let p = getpass("Passphrase for \(keyFile): ") else { return nil }
+                return String(cString: p)
+            })
     }
 }

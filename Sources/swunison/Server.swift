@@ -26,7 +26,7 @@ extension Swunison {
                 return try LocalReplica(root: root, displayName: spec.root,
                                         cacheDirectory: stateDirectory + "/caches",
                                         backupDirectory: backups ?? stateDirectory + "/backup",
-                                        maxBackups: spec.maxBackups, attributes: AttributeSelection())
+                                        maxBackups: spec.maxBackups, attributes: spec.attributes)
             }
             do {
                 try await server.run()

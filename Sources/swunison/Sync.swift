@@ -65,8 +65,8 @@ struct SyncRun {
         let logger = makeLogger()
         logger.info("start: \(profile.name) (\(profile.roots[0]) <-> \(profile.roots[1]))\(profile.dryRun ? " dry run" : "")")
 
-        let a = try openReplica(profile.roots[0], side: .a)
-        let b = try openReplica(profile.roots[1], side: .b)
+        let a = try await openReplica(profile.roots[0], side: .a)
+        let b = try await openReplica(profile.roots[1], side: .b)
         let replicas = ReplicaPair(a: a, b: b)
         defer { Task { await a.close(); await b.close() } }
 
@@ -80,15 +80,15 @@ struct SyncRun {
         return summary
     }
 
-    private func openReplica(_ root: Root, side: Side) throws -> any Replica {
+    private func openReplica(_ root: Root, side: Side) async throws -> any Replica {
         switch root {
         case .local(let path):
             return try LocalReplica(root: path, displayName: root.written,
                                     cacheDirectory: profile.profileDirectory + "/caches",
                                     backupDirectory: profile.effectiveBackupDirectory,
                                     maxBackups: profile.maxBackups, attributes: profile.attributes)
-        case .ssh:
-            return try RemoteReplicaFactory.open(root, profile: profile, console: console)
+        case .ssh(let remote):
+            return try await RemoteReplicaFactory.open(remote, written: root.written, profile: profile, console: console)
         }
     }
 
