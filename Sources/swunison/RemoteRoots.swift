@@ -29,10 +29,13 @@ enum RemoteReplicaFactory {
         if profile.ssh.command != "ssh" && !profile.silent {
             console.err("warning: sshcmd = \(profile.ssh.command) is ignored: swunison connects with libssh itself")
         }
+        var serverCommand = profile.ssh.serverCommand ?? "swunison"
+        if profile.ssh.addVersionNumber { serverCommand += "-" + SwunisonVersion.current }
         let endpoint = RemoteEndpoint(destination: destination, ssh: options, prompts: prompts(profile, console),
-                                      serverCommand: profile.ssh.serverCommand ?? "swunison",
+                                      serverCommand: serverCommand,
                                       deploy: profile.ssh.deployServer, displayName: written)
-        let spec = ReplicaSpec(root: root.isAbsolute ? root.path : root.path, backupDirectory: profile.backupDir,
+        // A relative path is resolved against the remote home directory by the server.
+        let spec = ReplicaSpec(root: root.path, backupDirectory: profile.backupDir,
                                maxBackups: profile.maxBackups, attributes: profile.attributes)
         // Connect now, so that a refused host key or a missing server stops the run before any work.
         let first = try await RemoteConnector.connect(endpoint, spec: spec)
