@@ -17,6 +17,9 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     private let attributes: AttributeSelection
     private let lock = Mutex()
     private var cache: ScanCache?
+    /// Held from the first scan until `close`: one run per replica cache at a time, even when
+    /// the runs come from different client hosts (Invariant 7, on the server side too).
+    private var cacheLock: ArchiveLock?
 
     /// Opens a root.
     /// - Parameters:
@@ -54,7 +57,12 @@ public final class LocalReplica: Replica, @unchecked Sendable {
 
     public func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
         try makeDirectories(cacheDirectory)
-        let cache = try ScanCache.open(path: cacheDirectory + "/" + request.cacheKey + ".db")
+        let cachePath = cacheDirectory + "/" + request.cacheKey + ".db"
+        if lock.withLock({ cacheLock == nil }) {
+            let held = try ArchiveLock.acquire(path: cachePath)
+            lock.withLock { cacheLock = held }
+        }
+        let cache = try ScanCache.open(path: cachePath)
         lock.withLock { self.cache = cache }
         let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
         let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
@@ -161,7 +169,11 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     }
 
     public func close() async {
-        lock.withLock { cache = nil }
+        lock.withLock {
+            cache = nil
+            cacheLock?.release()
+            cacheLock = nil
+        }
     }
 
     // MARK: Helpers
