@@ -128,3 +128,26 @@ struct SessionTests {
         #expect(again.items.isEmpty, "\(again.items)")
     }
 }
+
+@Suite("LocalReplica")
+struct LocalReplicaTests {
+    @Test("a second session on the same replica cache is refused until the first closes (Invariant 7)")
+    func cacheLock() async throws {
+        let f = try Fixture("core-cachelock")
+        let first = try f.replica(f.a), second = try f.replica(f.a)
+        let request = ScanRequest(cacheKey: "pair")
+        _ = try await first.scan(request) { _ in }
+        await #expect(throws: (any Error).self) { _ = try await second.scan(request) { _ in } }
+        await first.close()
+        _ = try await second.scan(request) { _ in }
+        await second.close()
+    }
+
+    @Test("a missing root and a root that is a file are reported as bad roots, never as empty replicas")
+    func badRoots() throws {
+        let f = try Fixture("core-badroot")
+        #expect(throws: ReplicaError.self) { try f.replica(f.dir.appending("nope")) }
+        try TestFiles.write(f.dir.appending("file"), "x")
+        #expect(throws: ReplicaError.self) { try f.replica(f.dir.appending("file")) }
+    }
+}
