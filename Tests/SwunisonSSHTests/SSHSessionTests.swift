@@ -52,6 +52,18 @@ struct SSHSessionTests {
         #expect(try big.exitStatus() == 0)
     }
 
+    @Test func keepalivesFlowWhileTheRemoteIsQuiet() throws {
+        let server = try SSHServer(extraConfig: ["LogLevel DEBUG"])
+        let options = clientOptions(for: server) { $0.keepaliveSeconds = 1 }
+        let session = try SSHSession.connect(to: destination(for: server), options: options)
+        // The I/O loop sends several keepalives (and consumes their replies) while waiting.
+        let result = try session.runCommand("sleep 3.5; echo done")
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "done\n")
+        #expect(try session.runCommand("echo again").stdout == Array("again\n".utf8))
+        let keepalives = server.log.components(separatedBy: "keepalive@openssh.com").count - 1
+        #expect(keepalives >= 2, "sshd saw \(keepalives) keepalive requests")
+    }
+
     @Test func missingCommandExitsWith127() throws {
         let server = try SSHServer()
         let session = try SSHSession.connect(to: destination(for: server), options: clientOptions(for: server))

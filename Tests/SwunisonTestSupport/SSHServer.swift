@@ -46,7 +46,7 @@ public final class SSHServer: @unchecked Sendable {
     private var logText = ""
 
     /// Generates keys, writes the config, starts `sshd -D -e` and waits until it listens.
-    /// - Parameter extraConfig: more sshd_config lines (e.g. to enable password logins).
+    /// - Parameter extraConfig: sshd_config lines that override the defaults (e.g. `LogLevel DEBUG`).
     public init(extraConfig: [String] = []) throws {
         let sshd = "/usr/sbin/sshd"
         guard FileManager.default.isExecutableFile(atPath: sshd) else { throw Failure.missingProgram(sshd) }
@@ -77,7 +77,8 @@ public final class SSHServer: @unchecked Sendable {
         // A free port: bind to 0, read it back, release it (sshd binds it a moment later; a
         // clash shows up as "did not start" below).
         port = try Self.freePort()
-        let config = [
+        // sshd takes the first value of a keyword, so the caller's lines go first to win.
+        let config = extraConfig + [
             "Port \(port)",
             "ListenAddress 127.0.0.1",
             "HostKey \(hostKey)",
@@ -89,7 +90,7 @@ public final class SSHServer: @unchecked Sendable {
             "StrictModes no",
             "PidFile \(dir)/sshd.pid",
             "LogLevel INFO",
-        ] + extraConfig
+        ]
         try (config.joined(separator: "\n") + "\n").write(toFile: configPath, atomically: true, encoding: .utf8)
 
         knownHostsLine = "[127.0.0.1]:\(port) \(hostPublic)\n"
