@@ -1,3 +1,5 @@
+import Glibc
+
 /// Everything that can go wrong while reaching a host over SSH. Each description is one or two
 /// sentences that say what failed and what to do about it.
 public enum SSHError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -97,4 +99,3 @@ func knownHostsName(_ host: String, _ port: Int) -> String {
     port == 22 ? host : "[\(host)]:\(port)"
 }
 
-import Glibc
