@@ -208,22 +208,26 @@ public final class Propagator: Sendable {
             }
             return true
         }
-        await withTaskGroup(of: (Int, Result<OperationResult, Error>).self) { group in
-            var next = 0
-            var inFlight = 0
-            func launch() {
-                let index = next
-                let op = runnable[index]
-                next += 1
-                inFlight += 1
-                group.addTask { [self] in
-                    do { return (index, .success(try await self.perform(op))) } catch { return (index, .failure(error)) }
+        let limit = max(1, options.maxConcurrentOperations)
+        await withTaskGroup(of: Completed.self) { group in
+            // Keep up to `limit` operations running; start the next one as each finishes.
+            var started = 0
+            var running = 0
+            while started < runnable.count || running > 0 {
+                while started < runnable.count && running < limit {
+                    let op = runnable[started]
+                    started += 1
+                    running += 1
+                    group.addTask { [self] in
+                        do { return Completed(op: op, outcome: .success(try await self.perform(op))) } catch {
+                            return Completed(op: op, outcome: .failure(error))
+                        }
+                    }
                 }
-            }
-            while next < runnable.count && inFlight < options.maxConcurrentOperations { launch() }
-            while let (index, outcome) = await group.next() {
-                inFlight -= 1
-                let op = runnable[index]
+                guard let completed = await group.next() else { break }
+                running -= 1
+                let op = completed.op
+                let outcome = completed.outcome
                 switch outcome {
                 case .success(let done):
                     ledger.complete(op, written: done.written)
@@ -240,9 +244,14 @@ public final class Propagator: Sendable {
                     result.failures.append(PathFailure(path: op.path, side: op.target, message: message,
                                                        isRetryable: retryable))
                 }
-                if next < runnable.count { launch() }
             }
         }
+    }
+
+    /// A finished operation and how it went.
+    private struct Completed: Sendable {
+        var op: Operation
+        var outcome: Result<OperationResult, Error>
     }
 
     private struct OperationResult: Sendable {
