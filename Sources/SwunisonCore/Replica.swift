@@ -112,13 +112,6 @@ public struct ScanResult: Sendable {
     }
 }
 
-/// A path the scanner could not read (permission denied, vanished mid-read, I/O error).
-public struct ScanProblem: Sendable, Hashable, CustomStringConvertible {
-    public var path: RelativePath
-    public var message: String
-    public init(path: RelativePath, message: String) { self.path = path; self.message = message }
-    public var description: String { "\(path): \(message)" }
-}
 
 /// A new baseline row for one path after a run: the archived entry (nil = absent) with this
 /// replica's fingerprint when known.

@@ -15,6 +15,16 @@ public struct ScanChange: Sendable, Hashable {
     }
 }
 
+/// A path the scanner could not read (permission denied, I/O error, changed while being read,
+/// unsupported file type). The scan went on without it; its baseline rows, and those of
+/// everything beneath it, were neither matched nor reported as deleted.
+public struct ScanProblem: Sendable, Hashable, CustomStringConvertible {
+    public var path: RelativePath
+    public var message: String
+    public init(path: RelativePath, message: String) { self.path = path; self.message = message }
+    public var description: String { "\(path): \(message)" }
+}
+
 /// One row of a replica's baseline (scan cache): the archived state of a path plus the
 /// fingerprint it had on this replica, which lets the scanner skip rereading unchanged files.
 public struct BaselineEntry: Sendable, Hashable {

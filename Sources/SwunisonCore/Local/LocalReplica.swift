@@ -90,7 +90,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
                     if isDelta && !outcome.refreshed.isEmpty { try cache.refreshFingerprints(outcome.refreshed) }
                     continuation.resume(returning: ScanResult(
                         isDelta: isDelta, entryCount: outcome.entryCount,
-                        problems: outcome.problems.map { ScanProblem(path: $0.path, message: $0.message) }))
+                        problems: outcome.problems))
                 } catch let error as ReplicaError {
                     continuation.resume(throwing: error)
                 } catch {

@@ -29,19 +29,6 @@ public struct ScanOptions: Sendable {
     }
 }
 
-/// A path the scanner could not read (permission denied, I/O error, changed while being read,
-/// unsupported file type). The scan went on without it; its baseline rows, and those of
-/// everything beneath it, were neither matched nor reported as deleted.
-///
-/// (SwunisonCore's `ScanProblem` carries the same; this module cannot see that type.)
-public struct ScanIssue: Sendable, Hashable, CustomStringConvertible {
-    public var path: RelativePath
-    public var message: String
-
-    public init(path: RelativePath, message: String) { self.path = path; self.message = message }
-
-    public var description: String { "\(path): \(message)" }
-}
 
 /// How a scan went.
 public struct ScanOutcome: Sendable {
@@ -50,7 +37,7 @@ public struct ScanOutcome: Sendable {
     public var entryCount: Int = 0
     /// Paths that could not be read. In full mode the caller must treat everything beneath them
     /// as unknown, not as deleted.
-    public var problems: [ScanIssue] = []
+    public var problems: [ScanProblem] = []
     /// Files whose content and attributes equal the baseline but whose fingerprint changed
     /// (inode or ctime, e.g. after a restore or `touch` with `times = false`): the baseline entry
     /// with the new fingerprint, for the caller to store. Not changes. Delta mode only.

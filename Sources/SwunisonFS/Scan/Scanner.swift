@@ -7,7 +7,7 @@ import SwunisonModel
 /// The walk reads each directory with `getdents64`, sorts the names by raw bytes and `fstatat`s
 /// them without following symlinks (Invariant 5), merging with `baseline` as it goes: one
 /// cursor step per baseline row, never a lookup per path. Files are hashed unless fastcheck can
-/// reuse the baseline digest. Unreadable paths become ``ScanIssue``s and their baseline rows are
+/// reuse the baseline digest. Unreadable paths become ``ScanProblem``s and their baseline rows are
 /// left alone (never reported as deleted); ignored paths and swunison's own `.swunison.*` files
 /// are never reported; stale temp files of dead runs are removed.
 ///
@@ -320,7 +320,7 @@ private final class ScanWalk<Cursor: BaselineCursor> {
     /// - Parameter keepingEntry: the path's own row was already matched (a directory that was
     ///   reported but could not be entered).
     func problem(_ message: String, keepingEntry: Bool = false) throws {
-        outcome.problems.append(ScanIssue(path: RelativePath(uncheckedBytes: path), message: message))
+        outcome.problems.append(ScanProblem(path: RelativePath(uncheckedBytes: path), message: message))
         if !keepingEntry { try drain(before: path) }
         try skipSubtree()
     }
