@@ -103,7 +103,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     // MARK: Content
 
     public func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
-        let handle = try mapped { () throws(FileOperationError) in
+        let handle = try await blocking { [self] () throws(FileOperationError) in
             try files.openForReading(path, expected: withOwnFingerprint(expected, at: path)!)
         }
         return LocalFileReader(handle: handle)
@@ -111,13 +111,13 @@ public final class LocalReplica: Replica, @unchecked Sendable {
 
     public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
                           replacing: Entry?, backup: Bool) async throws -> Entry {
-        let writer = try mapped { () throws(FileOperationError) in try files.beginWrite(path, entry: entry) }
+        let writer = try await blocking { [self] () throws(FileOperationError) in try files.beginWrite(path, entry: entry) }
         do {
             while let chunk = try await source.read() {
-                try mapped { () throws(FileOperationError) in try writer.append(chunk) }
+                try await blocking { [self] () throws(FileOperationError) in try writer.append(chunk) }
             }
             let expected = withOwnFingerprint(replacing, at: path)
-            return try mapped { () throws(FileOperationError) in
+            return try await blocking { [self] () throws(FileOperationError) in
                 try writer.commit(replacing: expected, backup: backup, attributes: attributes)
             }
         } catch {
@@ -129,33 +129,33 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     // MARK: Tree
 
     public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try mapped { () throws(FileOperationError) in
+        try await blocking { [self] () throws(FileOperationError) in
             try files.makeDirectory(path, entry: entry, replacing: withOwnFingerprint(replacing, at: path),
                                     backup: backup, attributes: attributes)
         }
     }
 
     public func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try mapped { () throws(FileOperationError) in
+        try await blocking { [self] () throws(FileOperationError) in
             try files.makeSymlink(path, target: entry.linkTarget ?? [], replacing: withOwnFingerprint(replacing, at: path),
                                   backup: backup)
         }
     }
 
     public func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
-        try mapped { () throws(FileOperationError) in
+        try await blocking { [self] () throws(FileOperationError) in
             try files.remove(path, expected: withOwnFingerprint(expected, at: path)!, backup: backup)
         }
     }
 
     public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
-        try mapped { () throws(FileOperationError) in
+        try await blocking { [self] () throws(FileOperationError) in
             try files.backup(path, expected: withOwnFingerprint(expected, at: path)!)
         }
     }
 
     public func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
-        try mapped { () throws(FileOperationError) in
+        try await blocking { [self] () throws(FileOperationError) in
             try files.setAttributes(path, expected: withOwnFingerprint(expected, at: path)!, to: entry,
                                     selection: attributes)
         }
@@ -191,11 +191,15 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         return entry
     }
 
-    private func mapped<T>(_ body: () throws(FileOperationError) -> T) throws(ReplicaError) -> T {
-        do {
-            return try body()
-        } catch {
-            throw Self.replicaError(error)
+    /// Runs a blocking file operation on Dispatch's pool rather than the async executor's few
+    /// threads, so that many fsyncs and renames overlap (the file system batches concurrent
+    /// journal commits), and maps its error for the Replica protocol.
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(FileOperationError) -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { () throws(FileOperationError) -> T in try body() }
+                    .mapError { Self.replicaError($0) })
+            }
         }
     }
 
