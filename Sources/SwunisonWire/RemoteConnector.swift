@@ -47,7 +47,7 @@ public enum RemoteConnector {
                     + "or set serverdeploy = true to copy this binary there.")
             }
             let deployed = try deploy(to: session)
-            return try await start(shellQuoted(deployed), on: session, endpoint: endpoint, spec: spec)
+            return try await start(deployed, on: session, endpoint: endpoint, spec: spec)
         }
     }
 

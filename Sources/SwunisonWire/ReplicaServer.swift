@@ -339,6 +339,7 @@ final class IncomingContent: FileReader {
     private struct S {
         var chunks: [[UInt8]] = []
         var head = 0
+        var buffered = 0
         var ended = false
         var abortReason: String?
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
@@ -351,19 +352,25 @@ final class IncomingContent: FileReader {
         self.grant = grant
         grantsCredit = !isComplete
         s.withLock { st in
-            if !first.isEmpty { st.chunks.append(first) }
+            if !first.isEmpty { st.chunks.append(first); st.buffered = first.count }
             st.ended = isComplete
         }
     }
 
+    /// Queues a chunk from the client. A client that sends more than its credit allows is
+    /// cut off (the write fails) rather than allowed to grow the server's memory.
     func append(_ data: [UInt8]) {
+        var overrun = false
         let c: CheckedContinuation<[UInt8]?, any Error>? = s.withLock { st in
             if st.ended || st.abortReason != nil { return nil }
             if let w = st.waiter { st.waiter = nil; return w }
             st.chunks.append(data)
+            st.buffered += data.count
+            overrun = st.buffered > ReplicaServer.initialWriteCredit
             return nil
         }
         if let c { c.resume(returning: data); if grantsCredit { grant(data.count) } }
+        if overrun { abort("the client sent more than its write credit") }
     }
 
     func end() {
@@ -378,7 +385,7 @@ final class IncomingContent: FileReader {
     func abort(_ reason: String) {
         let c = s.withLock { st in
             if !st.ended { st.abortReason = st.abortReason ?? reason }
-            st.chunks = []; st.head = 0
+            st.chunks = []; st.head = 0; st.buffered = 0
             defer { st.waiter = nil }
             return st.waiter
         }
@@ -394,6 +401,7 @@ final class IncomingContent: FileReader {
                     st.head += 1
                     if st.head == st.chunks.count { st.chunks.removeAll(keepingCapacity: true); st.head = 0 }
                     granted = chunk.count
+                    st.buffered -= chunk.count
                     return .success(chunk)
                 }
                 if let reason = st.abortReason { return .failure(ReplicaError.other(reason)) }

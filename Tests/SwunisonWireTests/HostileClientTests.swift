@@ -1,0 +1,113 @@
+import Foundation
+import SwunisonCore
+import SwunisonModel
+import SwunisonTestSupport
+import Testing
+@testable import SwunisonWire
+
+/// Runs blocking I/O on its own thread, never on the (two-thread) cooperative pool that the
+/// server under test needs.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+        startThread(name: "test-peer") { c.resume(with: Result { try body() }) }
+    }
+}
+
+/// Speaks raw frames to a server, as a buggy or hostile client would. Blocking: use on a thread.
+final class RawPeer: @unchecked Sendable {
+    let stream: FileDescriptorStream
+    var buffer = InputBuffer()
+
+    init(stream: FileDescriptorStream) { self.stream = stream }
+
+    func send(_ frame: Frame) throws {
+        let bytes = try FrameEncoder().encode(frame)
+        try bytes.withUnsafeBytes { try stream.write($0) }
+    }
+
+    func sendRaw(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try stream.write($0) } }
+
+    /// The next frame, or nil at end of stream.
+    func next() throws -> Frame? {
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let f = try FrameDecoder().decode(buffer: &buffer) { return f }
+            let n = try scratch.withUnsafeMutableBytes { try stream.read(into: $0) }
+            if n == 0 { return nil }
+            buffer.append(scratch[0..<n])
+        }
+    }
+}
+
+@Suite struct HostileClientTests {
+    private func start() throws -> (RawPeer, Task<Void, any Error>, TemporaryDirectory) {
+        let dir = try TemporaryDirectory("wire-hostile")
+        let replica = DirectoryReplica(root: dir.path)
+        let (c, s) = try PipeStream.pair()
+        let server = ReplicaServer(stream: s) { _ in replica }
+        let run = Task { try await server.run() }
+        return (RawPeer(stream: c), run, dir)
+    }
+
+    @Test func aClientIgnoringWriteCreditIsCutOff() async throws {
+        let (peer, run, dir) = try start()
+        let path = dir.path
+        let sawFailure = try await onThread { () throws -> Bool in
+        try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: []))))
+        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        let placement = Placement(path: Sample.path("f"), entry: Entry(kind: .file, size: 4 << 20), replacing: nil, backup: false)
+        try peer.send(Frame(2, .writeFile(placement, data: [], isComplete: false)))
+        // DirectoryReplica reads as it goes, so stall it: nothing here waits for credit at all.
+        let chunk = [UInt8](repeating: 1, count: 256 << 10)
+        for _ in 0..<16 { try peer.send(Frame(2, .writeChunk(chunk))) }
+        var sawFailure = false
+        while let f = try peer.next() {
+            if f.requestID == 2, case .failure = f.message { sawFailure = true; break }
+            if f.requestID == 2, case .entry = f.message { break }
+        }
+        return sawFailure
+        }
+        // Either the server consumed fast enough to never hold more than the window, or it cut
+        // the client off; it never buffered without bound, and it never wrote the file without an end.
+        #expect(sawFailure || FileManager.default.fileExists(atPath: dir.appending("f")) == false)
+        peer.stream.close()
+        _ = try? await run.value
+    }
+
+    @Test func aHostilePathEndsTheConnectionWithFatal() async throws {
+        let (peer, run, dir) = try start()
+        let path = dir.path
+        let fatal = try await onThread { () throws -> String? in
+        try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: []))))
+        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        var w = WireWriter()
+        w.u32(0); w.u8(0x17); w.varint(2); w.blob(Array("../../etc/passwd".utf8)); w.entry(Sample.file)
+        var bytes = w.bytes
+        bytes[3] = UInt8(bytes.count - 4)
+        try peer.sendRaw(bytes)
+        var fatal: String?
+        while let f = try? peer.next() {
+            if case .fatal(let reason) = f.message { fatal = reason; break }
+        }
+        return fatal
+        }
+        #expect(fatal?.contains("hostile path") == true)
+        peer.stream.close()
+        await #expect(throws: WireError.self) { try await run.value }
+    }
+
+    @Test func requestsBeforeHelloAreRefused() async throws {
+        let (peer, run, _) = try start()
+        let fatal = try await onThread { () throws -> String? in
+        try peer.send(Frame(1, .shutdown))
+        var fatal: String?
+        while let f = try? peer.next() {
+            if case .fatal(let reason) = f.message { fatal = reason; break }
+        }
+        return fatal
+        }
+        #expect(fatal?.contains("before hello") == true)
+        peer.stream.close()
+        _ = try? await run.value
+    }
+}
