@@ -5,6 +5,11 @@ import SwunisonTestSupport
 /// The built `swunison` binary with one root on a real sshd (127.0.0.1, its own keys), running the
 /// built binary there as `servercmd server`. A missing /usr/sbin/sshd fails these tests (SSHServer
 /// throws): CI must run them. Serialized: several tests touch the "remote" home (/root).
+///
+/// Not here: a hostile server sending `../escape` in a scan reply. That needs a fake server
+/// speaking the wire protocol; the decoder's rejection of such paths (Invariant 5) is tested at
+/// the codec level (SwunisonWireTests: CodecTests.hostilePathInsideScanBatchIsRejected, and
+/// HostileClientTests for the server side).
 @Suite("swunison with an ssh:// root", .serialized)
 struct SSHRootTests {
     @Test("first sync copies both ways over ssh (files, dirs, symlink, 3 MB); a second run has nothing to do")
