@@ -25,11 +25,14 @@ public struct ReplicaSpec: Sendable, Equatable {
     public var maxBackups: Int
     /// Which attributes the server sets when it writes (perms, owner, group, times).
     public var attributes: AttributeSelection
+    /// The scan cache this client uses on the server (one per root pair); lets a server started
+    /// after a lost connection commit the run without scanning again.
+    public var cacheKey: String?
 
     public init(root: String, backupDirectory: String? = nil, maxBackups: Int = 2,
-                attributes: AttributeSelection = AttributeSelection()) {
+                attributes: AttributeSelection = AttributeSelection(), cacheKey: String? = nil) {
         self.root = root; self.backupDirectory = backupDirectory; self.maxBackups = maxBackups
-        self.attributes = attributes
+        self.attributes = attributes; self.cacheKey = cacheKey
     }
 }
 
@@ -171,7 +174,7 @@ public enum Message: Sendable {
         case .fatal(let s), .writeAbort(let s), .notice(let s): w.string(s)
         case .open(let spec):
             w.string(spec.root); w.optionalString(spec.backupDirectory); w.count(max(spec.maxBackups, 0))
-            w.attributes(spec.attributes)
+            w.attributes(spec.attributes); w.optionalString(spec.cacheKey)
         case .scan(let r): w.scanRequest(r)
         case let .openFile(path, expected, window): w.path(path); w.entry(expected); w.u32(window)
         case let .writeFile(p, data, isComplete): Self.placement(p, into: &w); w.bool(isComplete); w.blob(data)
@@ -217,7 +220,8 @@ public enum Message: Sendable {
         case 0x10:
             let root = try r.string(), dir = try r.optionalString(), n = try r.varint()
             guard n <= 1_000_000 else { throw .malformed("maxbackups \(n)") }
-            m = .open(ReplicaSpec(root: root, backupDirectory: dir, maxBackups: Int(n), attributes: try r.attributes()))
+            m = .open(ReplicaSpec(root: root, backupDirectory: dir, maxBackups: Int(n), attributes: try r.attributes(),
+                                  cacheKey: try r.optionalString()))
         case 0x11: m = .scan(try r.scanRequest())
         case 0x12: m = .openFile(path: try r.path(), expected: try r.entry(), window: try r.u32())
         case 0x13:

@@ -27,6 +27,49 @@ public struct RemoteEndpoint: Sendable {
     }
 }
 
+/// The channel as the wire client sees it, except that a `close()` during the handshake is held
+/// back: when the handshake fails, the connector still needs the remote command's exit status.
+private final class HeldStream: ByteStream, @unchecked Sendable {
+    private let channel: SSHExecChannel
+    private let lock = NSLockLike()
+    private var holding = true
+    private var closeRequested = false
+
+    init(_ channel: SSHExecChannel) { self.channel = channel }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws { try channel.write(bytes) }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try channel.read(into: buffer) }
+    func closeWrite() { channel.closeWrite() }
+    func close() {
+        let now = lock.withLock { () -> Bool in
+            closeRequested = true
+            return !holding
+        }
+        if now { channel.close() }
+    }
+
+    /// The handshake succeeded: from now on `close()` closes the channel (at once if it was asked).
+    func release() {
+        let pending = lock.withLock { () -> Bool in
+            holding = false
+            return closeRequested
+        }
+        if pending { channel.close() }
+    }
+}
+
+/// A small pthread mutex (this module avoids Foundation).
+private final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
+}
+
 /// Opens remote replicas over SSH: connect, verify the host, authenticate, run
 /// `servercmd server` on an exec channel, say hello, open the root.
 public enum RemoteConnector {
@@ -60,11 +103,16 @@ public enum RemoteConnector {
     private static func start(_ command: String, on session: SSHSession, endpoint: RemoteEndpoint,
                               spec: ReplicaSpec) async throws -> RemoteReplica {
         let channel = try session.exec(command + " server")
+        let stream = HeldStream(channel)
         do {
             // The channel keeps its session alive for as long as the replica uses it.
-            return try await RemoteReplica.connect(over: channel, spec: spec, displayName: endpoint.displayName)
+            let replica = try await RemoteReplica.connect(over: stream, spec: spec, displayName: endpoint.displayName)
+            stream.release()
+            return replica
         } catch {
-            // Tell a missing or unrunnable binary from a real protocol failure by the exit status.
+            // Tell a missing or unrunnable binary from a real protocol failure by the exit status,
+            // which is only known once the remote command has ended.
+            defer { channel.close() }
             if let status = try? channel.exitStatus(), status == 126 || status == 127 {
                 throw MissingServer(status: status, stderr: channel.standardError.trimmingTrailingNewlines())
             }

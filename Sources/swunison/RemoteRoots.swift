@@ -9,7 +9,8 @@ import SwunisonWire
 /// `sshuser`, `sshcompression`, `sshkeepalive`, `sshtimeout`), `servercmd`, `serverdeploy`,
 /// and reconnection with backoff when the link drops in mid-run.
 enum RemoteReplicaFactory {
-    static func open(_ root: SSHRoot, written: String, profile: Profile, console: Console) async throws -> any Replica {
+    static func open(_ root: SSHRoot, written: String, cacheKey: String, profile: Profile,
+                     console: Console) async throws -> any Replica {
         var destination = SSHDestination(user: root.user ?? profile.ssh.user, host: root.host,
                                          port: root.port ?? profile.ssh.port)
         var options = SSHOptions(compression: profile.ssh.compression,
@@ -36,7 +37,7 @@ enum RemoteReplicaFactory {
                                       deploy: profile.ssh.deployServer, displayName: written)
         // A relative path is resolved against the remote home directory by the server.
         let spec = ReplicaSpec(root: root.path, backupDirectory: profile.backupDir,
-                               maxBackups: profile.maxBackups, attributes: profile.attributes)
+                               maxBackups: profile.maxBackups, attributes: profile.attributes, cacheKey: cacheKey)
         // Connect now, so that a refused host key or a missing server stops the run before any work.
         let first = try await RemoteConnector.connect(endpoint, spec: spec)
         return ReconnectingReplica(displayName: written, initial: first, maxAttempts: max(1, profile.retry + 1),

@@ -26,7 +26,8 @@ extension Swunison {
                 return try LocalReplica(root: root, displayName: spec.root,
                                         cacheDirectory: stateDirectory + "/caches",
                                         backupDirectory: backups ?? stateDirectory + "/backup",
-                                        maxBackups: spec.maxBackups, attributes: spec.attributes)
+                                        maxBackups: spec.maxBackups, attributes: spec.attributes,
+                                        cacheKey: spec.cacheKey)
             }
             do {
                 try await server.run()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import SwunisonCore
 import SwunisonModel
 
@@ -19,4 +20,29 @@ struct Swunison: AsyncParsableCommand {
         subcommands: [Sync.self, Server.self],
         defaultSubcommand: Sync.self
     )
+
+    /// Parses, runs, prints any error, and leaves with `_exit`: skipping C `atexit` handlers
+    /// keeps libcrypto's global cleanup from racing a thread (libssh's I/O thread, a hashing
+    /// thread) that is still using it as the process ends. Output is written unbuffered
+    /// (`Console`), so nothing is lost.
+    static func main() async {
+        let code: Int32
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            code = 0
+        } catch {
+            code = exitCode(for: error).rawValue
+            let message = fullMessage(for: error)
+            // Help and --version go to stdout with status 0, errors to stderr.
+            if !message.isEmpty {
+                if code == 0 { Console().out(message) } else { Console().err(message) }
+            }
+        }
+        _exit(code)
+    }
 }

@@ -65,30 +65,31 @@ struct SyncRun {
         let logger = makeLogger()
         logger.info("start: \(profile.name) (\(profile.roots[0]) <-> \(profile.roots[1]))\(profile.dryRun ? " dry run" : "")")
 
-        let a = try await openReplica(profile.roots[0], side: .a)
-        let b = try await openReplica(profile.roots[1], side: .b)
+        let options = sessionOptions(archiveKey: archiveName(profile.roots))
+        let a = try await openReplica(profile.roots[0], cacheKey: options.cacheKey(for: .a))
+        let b = try await openReplica(profile.roots[1], cacheKey: options.cacheKey(for: .b))
         let replicas = ReplicaPair(a: a, b: b)
         defer { Task { await a.close(); await b.close() } }
 
         let interface = TextInterface(console: console, mode: profile.batch ? .batch : .interactive,
                                       auto: profile.auto, silent: profile.silent, terse: profile.terse,
                                       dryRun: profile.dryRun)
-        let session = Session(options: sessionOptions(archiveKey: archiveName(profile.roots)),
-                              replicas: replicas, archive: archive, interface: interface, logger: logger)
+        let session = Session(options: options, replicas: replicas, archive: archive, interface: interface, logger: logger)
         let summary = try await session.run()
         report(summary, logger: logger)
         return summary
     }
 
-    private func openReplica(_ root: Root, side: Side) async throws -> any Replica {
+    private func openReplica(_ root: Root, cacheKey: String) async throws -> any Replica {
         switch root {
         case .local(let path):
             return try LocalReplica(root: path, displayName: root.written,
                                     cacheDirectory: profile.profileDirectory + "/caches",
                                     backupDirectory: profile.effectiveBackupDirectory,
-                                    maxBackups: profile.maxBackups, attributes: profile.attributes)
+                                    maxBackups: profile.maxBackups, attributes: profile.attributes, cacheKey: cacheKey)
         case .ssh(let remote):
-            return try await RemoteReplicaFactory.open(remote, written: root.written, profile: profile, console: console)
+            return try await RemoteReplicaFactory.open(remote, written: root.written, cacheKey: cacheKey,
+                                                       profile: profile, console: console)
         }
     }
 

@@ -15,6 +15,8 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     private let files: ReplicaFiles
     private let cacheDirectory: String
     private let attributes: AttributeSelection
+    /// The cache to commit to when no scan ran in this session (a reconnected server).
+    private let defaultCacheKey: String?
     private let lock = Mutex()
     private var cache: ScanCache?
     /// Held from the first scan until `close`: one run per replica cache at a time, even when
@@ -31,8 +33,9 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     ///   - attributes: which attributes are propagated.
     /// - Throws: ``ReplicaError/badRoot(root:message:)`` when the root is missing or not a directory
     ///   — never treated as an empty replica (Invariant 6).
+    ///   - cacheKey: the scan cache to use when a commit arrives before any scan.
     public init(root: String, displayName: String? = nil, cacheDirectory: String, backupDirectory: String,
-                maxBackups: Int, attributes: AttributeSelection) throws {
+                maxBackups: Int, attributes: AttributeSelection, cacheKey: String? = nil) throws {
         self.displayName = displayName ?? root
         var st = Glibc.stat()
         if fstatat(AT_FDCWD, root, &st, 0) != 0 {
@@ -51,19 +54,13 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         }
         self.cacheDirectory = cacheDirectory
         self.attributes = attributes
+        self.defaultCacheKey = cacheKey
     }
 
     // MARK: Scan
 
     public func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
-        try makeDirectories(cacheDirectory)
-        let cachePath = cacheDirectory + "/" + request.cacheKey + ".db"
-        if lock.withLock({ cacheLock == nil }) {
-            let held = try ArchiveLock.acquire(path: cachePath)
-            lock.withLock { cacheLock = held }
-        }
-        let cache = try ScanCache.open(path: cachePath)
-        lock.withLock { self.cache = cache }
+        let cache = try openCache(key: request.cacheKey)
         let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
         let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
         let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty ? nil : { @Sendable in rules.isIgnored($0) }
@@ -162,10 +159,29 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     }
 
     public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
-        guard let cache = lock.withLock({ self.cache }) else {
+        var cache = lock.withLock { self.cache }
+        if cache == nil, let key = defaultCacheKey { cache = try openCache(key: key) }
+        guard let cache else {
             throw ReplicaError.other("\(displayName): no scan in this session, nothing to commit")
         }
+        // Every rename this run made must be on disk before the baseline (and then the archive)
+        // says so; one syncfs covers them all (Invariant 4).
+        do { try files.syncFileSystem() } catch { throw Self.replicaError(error) }
         try lock.withLock { try cache.apply(updates.map { ($0.path, $0.entry) }, snapshot: snapshot) }
+    }
+
+    /// Opens (once) and locks the scan cache named `key` (Invariant 7, per replica).
+    private func openCache(key: String) throws -> ScanCache {
+        if let open = lock.withLock({ cache }) { return open }
+        try makeDirectories(cacheDirectory)
+        let cachePath = cacheDirectory + "/" + key + ".db"
+        if lock.withLock({ cacheLock == nil }) {
+            let held = try ArchiveLock.acquire(path: cachePath)
+            lock.withLock { cacheLock = held }
+        }
+        let opened = try ScanCache.open(path: cachePath)
+        lock.withLock { cache = opened }
+        return opened
     }
 
     public func close() async {

@@ -142,7 +142,7 @@ public final class Session: Sendable {
     private func scan(_ side: Side, paths: [RelativePath], expected: UInt64?) async throws -> SideScan {
         let request = ScanRequest(paths: paths, ignore: options.ignore, ignoreNot: options.ignoreNot,
                                   expectedSnapshot: expected, fastcheck: options.fastcheck,
-                                  attributes: options.attributes, cacheKey: options.cacheKey + "-" + side.description)
+                                  attributes: options.attributes, cacheKey: options.cacheKey(for: side))
         let collector = ChangeCollector()
         let result: ScanResult
         do {

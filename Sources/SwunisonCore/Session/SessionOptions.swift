@@ -23,6 +23,9 @@ public struct SessionOptions: Sendable {
     public var shouldBackup: @Sendable (RelativePath) -> Bool = { _ in true }
     /// Identifies the root pair for the replicas' scan caches.
     public var cacheKey: String
+    /// The scan cache name of one side's replica.
+    public func cacheKey(for side: Side) -> String { cacheKey + "-" + side.description }
+
     /// Operations in flight at once.
     public var maxConcurrentOperations = 32
 

@@ -33,7 +33,7 @@ extension ReplicaFiles {
 /// contents or its complete new contents).
 ///
 /// Content goes to a temporary file in the destination directory and is hashed as it is written.
-/// ``commit(replacing:backup:attributes:)`` checks the digest, sets the attributes, fsyncs,
+/// ``commit(replacing:backup:attributes:)`` checks the digest, sets the attributes, fdatasyncs,
 /// checks the target once more against what the caller expects (Invariant 2), keeps the old
 /// version if asked (Invariant 3) and renames the temporary file over the target. The temporary
 /// file never appears under the real name, and it is removed on every error, on ``abort()`` and
@@ -101,10 +101,10 @@ public final class AtomicFileWriter: @unchecked Sendable {
     ///
     /// Steps: compare size and digest with ``entry`` (mismatch: abort, `.digestMismatch`); set
     /// owner/group when selected, then the mode (the selected bits from `entry.mode`, the others
-    /// from the replaced file or 0644), then the mtime when `times` is selected; fsync; check the
+    /// from the replaced file or 0644), then the mtime when `times` is selected; fdatasync; check the
     /// target against `replacing` (Invariant 2); back it up if asked (Invariant 3); rename
     /// (`RENAME_NOREPLACE` when `replacing` is nil, so a file that appeared meanwhile is never
-    /// clobbered; a replaced empty directory is removed first); fsync the directory.
+    /// clobbered; a replaced empty directory is removed first).
     /// - Parameters:
     ///   - replacing: what the target must still be; nil = it must be absent.
     ///   - backup: keep the replaced file or symlink in the backup location.
@@ -122,8 +122,11 @@ public final class AtomicFileWriter: @unchecked Sendable {
         }
         do throws(FileOperationError) {
             try applyAttributes(replacing: replacing, attributes: attributes)
-            try withPath(path, "fsync") { () throws(SystemCallError) in
-                _ = try retryingOnInterrupt("fsync") { fsync(fd) }
+            // Data before name (Invariant 1): the content is on disk before the rename makes it
+            // visible; the rename itself is made durable by the replica's syncfs before its
+            // baseline is committed (ReplicaFiles.syncFileSystem), not by one fsync per directory.
+            try withPath(path, "fdatasync") { () throws(SystemCallError) in
+                _ = try retryingOnInterrupt("fdatasync") { fdatasync(fd) }
             }
             try moveIntoPlace(replacing: replacing, backup: backup)
         } catch {
@@ -132,7 +135,6 @@ public final class AtomicFileWriter: @unchecked Sendable {
         }
         // From here on the new file is in place: the temporary name is gone, so nothing to undo.
         defer { close(fd); fd = -1 }
-        try withPath(path, "fsync directory") { () throws(SystemCallError) in try location.directory.sync() }
         let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
         var result = status.entry(kind: .file)
         result.digest = digest

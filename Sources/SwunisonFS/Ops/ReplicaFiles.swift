@@ -1,3 +1,4 @@
+import CSwunisonShims
 import Glibc
 import SwunisonModel
 
@@ -68,6 +69,15 @@ public final class ReplicaFiles: @unchecked Sendable {
         }
         self.root = try withPath(.root, "open root \(root)") { () throws(SystemCallError) -> DirectoryFD in
             try DirectoryFD.openRoot(root)
+        }
+    }
+
+    /// Makes every change under the root durable (`syncfs(2)` on its file system). Called once
+    /// before a run's baseline is committed, instead of an fsync of each changed directory: the
+    /// archive must never record a rename that a crash could still undo (Invariant 4).
+    public func syncFileSystem() throws(FileOperationError) {
+        try withPath(.root, "syncfs") { () throws(SystemCallError) in
+            _ = try retryingOnInterrupt("syncfs") { swunison_syncfs(root.fd) }
         }
     }
 

@@ -57,7 +57,6 @@ extension ReplicaFiles {
             _ = try retryingOnInterrupt("fchmod") { fchmod(directory.fd, mode) }
         }
         if !path.isRoot {
-            try withPath(path, "fsync directory") { () throws(SystemCallError) in try location.directory.sync() }
         }
         let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in
             try FileStatus(fd: directory.fd)
@@ -102,7 +101,6 @@ extension ReplicaFiles {
             try? location.directory.unlink(temporary)
             throw error
         }
-        try withPath(path, "fsync directory") { () throws(SystemCallError) in try location.directory.sync() }
         guard let made = try entry(at: location, path: path), made.kind == .symlink else {
             throw .changedDuringSync(path)
         }
@@ -123,7 +121,6 @@ extension ReplicaFiles {
         _ = try checkExpected(expected, at: location, path: path)
         if expected.kind == .directory {
             try removeName(location, path: path, directory: true)
-            try withPath(path, "fsync directory") { () throws(SystemCallError) in try location.directory.sync() }
             return nil
         }
         var kept: String?
@@ -134,7 +131,6 @@ extension ReplicaFiles {
         } else {
             try removeName(location, path: path)
         }
-        try withPath(path, "fsync directory") { () throws(SystemCallError) in try location.directory.sync() }
         return kept
     }
 

@@ -31,7 +31,21 @@ func temporaryFileOwner(_ name: UnsafeBufferPointer<UInt8>) -> pid_t? {
 /// A live pid's file is a transfer in progress and stays.
 func removeIfStale(name: UnsafePointer<UInt8>, length: Int, in directory: DirectoryFD) -> Bool {
     guard let pid = temporaryFileOwner(UnsafeBufferPointer(start: name, count: length)) else { return false }
-    guard kill(pid, 0) != 0, errno == ESRCH else { return false }
+    guard !isLiveProcess(pid) else { return false }
     // Flags 0: only files and symlinks; a directory of that name is not ours and stays.
     return unlinkat(directory.fd, UnsafeRawPointer(name).assumingMemoryBound(to: CChar.self), 0) == 0
+}
+
+/// Whether `pid` names a running process. A zombie (killed, not yet reaped by its parent) writes
+/// nothing any more, so it counts as dead.
+func isLiveProcess(_ pid: pid_t) -> Bool {
+    if kill(pid, 0) != 0 && errno == ESRCH { return false }
+    // /proc/PID/stat: "PID (comm) STATE ..."; the state follows the last ')'.
+    let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return true }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 512)
+    let n = read(fd, &buffer, buffer.count)
+    guard n > 0, let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return true }
+    return buffer[close + 2] != UInt8(ascii: "Z")
 }
