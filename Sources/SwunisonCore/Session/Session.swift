@@ -60,7 +60,10 @@ public final class Session: Sendable {
             round += 1
             interface.notice("retrying \(retryPaths.count) failed path\(retryPaths.count == 1 ? "" : "s") (\(round) of \(options.retry))")
             logger.info("retry round \(round) for \(retryPaths.count) paths")
-            paths = minimalSubtrees(retryPaths)
+            // Rescan the directories of the failed paths, not just the paths: a transfer cut off
+            // by a lost connection leaves its temp file beside its target, and the scan of that
+            // directory is what removes it once its owner is gone.
+            paths = minimalSubtrees(retryPaths.map(retryScope))
         }
         return summary
     }
@@ -244,8 +247,19 @@ public final class Session: Sendable {
         }
     }
 
-    /// The smallest set of subtrees covering `paths` (a retry rescans only these).
+    /// What a retry rescans for a failed path: its directory, kept within the profile's `path`s.
+    private func retryScope(_ path: RelativePath) -> RelativePath {
+        guard let parent = path.parent else { return path }
+        if options.paths.isEmpty || options.paths.contains(where: { parent.isDescendant(orEqualTo: $0) }) {
+            return parent
+        }
+        return path
+    }
+
+    /// The smallest set of subtrees covering `paths` (a retry rescans only these); empty (the
+    /// whole tree) when the root itself is among them.
     private func minimalSubtrees(_ paths: [RelativePath]) -> [RelativePath] {
+        if paths.contains(where: \.isRoot) { return [] }
         var out: [RelativePath] = []
         for p in paths.sorted() where !(out.last.map { p.isDescendant(orEqualTo: $0) } ?? false) {
             out.append(p)
