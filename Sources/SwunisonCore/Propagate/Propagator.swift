@@ -219,7 +219,12 @@ public final class Propagator: Sendable {
                     started += 1
                     running += 1
                     group.addTask { [self] in
-                        do { return Completed(op: op, outcome: .success(try await self.perform(op))) } catch {
+                        // The await stands on its own line: Swift 6.3.1's optimiser returned a wrong
+                        // captured value from `return (captured, .success(try await f()))`.
+                        do {
+                            let done = try await self.perform(op)
+                            return Completed(op: op, outcome: .success(done))
+                        } catch {
                             return Completed(op: op, outcome: .failure(error))
                         }
                     }
