@@ -86,8 +86,10 @@ public final class Session: Sendable {
         let excluded = problems.map(\.1.path)
 
         func keep(_ c: ScanChange) -> Bool { !excluded.contains { c.path.isDescendant(orEqualTo: $0) } }
-        let states = try ChangeMerger.merge(a: sideA.changes.filter(keep), b: sideB.changes.filter(keep))
-        var items = reconcile(states, options: options.reconcile)
+        var items = try reconcile(
+            ChangeMerger.merge(a: excluded.isEmpty ? sideA.changes : sideA.changes.filter(keep),
+                               b: excluded.isEmpty ? sideB.changes : sideB.changes.filter(keep)),
+            options: options.reconcile)
 
         try checkBigDeletion(items: items, scanA: sideA, scanB: sideB, paths: paths)
 
@@ -137,9 +139,20 @@ public final class Session: Sendable {
     /// What one side's scan produced, with `old` always the archive's entry.
     private struct SideScan: Sendable {
         var result: ScanResult
+        /// In walk order (new entries carry this side's fingerprints).
         var changes: [ScanChange]
-        /// Changes by path, for the commit (new entries carry this side's fingerprints).
-        var reported: [RelativePath: ScanChange]
+
+        /// The change reported for `path`, found by binary search (no per-path index in memory).
+        func reported(_ path: RelativePath) -> ScanChange? {
+            var low = 0, high = changes.count
+            while low < high {
+                let mid = (low + high) / 2
+                let order = RelativePath.compare(changes[mid].path.bytes, path.bytes)
+                if order == 0 { return changes[mid] }
+                if order < 0 { low = mid + 1 } else { high = mid }
+            }
+            return nil
+        }
     }
 
     private func scan(_ side: Side, paths: [RelativePath], expected: UInt64?) async throws -> SideScan {
@@ -165,13 +178,8 @@ public final class Session: Sendable {
         }
         // A side's `old` is the archive's entry: the fingerprint it may carry belongs to the
         // reporting replica, never to the other one, so it is dropped here.
-        var reported: [RelativePath: ScanChange] = [:]
-        reported.reserveCapacity(changes.count)
-        for i in changes.indices {
-            changes[i].old?.fingerprint = nil
-            reported[changes[i].path] = changes[i]
-        }
-        return SideScan(result: result, changes: changes, reported: reported)
+        for i in changes.indices { changes[i].old?.fingerprint = nil }
+        return SideScan(result: result, changes: changes)
     }
 
     /// Records what happened: each replica's cache first, then the archive (Invariant 4).
@@ -187,7 +195,7 @@ public final class Session: Sendable {
             for (side, scan) in [(Side.a, sideA), (Side.b, sideB)] {
                 if case .some(let written) = path.written(side) {
                     cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: written))
-                } else if let change = scan.reported[path.path] {
+                } else if let change = scan.reported(path.path) {
                     cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: change.new))
                 }
             }
@@ -195,8 +203,8 @@ public final class Session: Sendable {
         for (side, scan, problems) in [(Side.a, sideA, problemsA), (Side.b, sideB, problemsB)] where !scan.result.isDelta {
             // A full scan replaced the cache with what is on disk; paths that did not propagate
             // must go back to their archived state, so that they are reported again next time.
-            for (path, change) in scan.reported where !succeeded.contains(path) {
-                cacheUpdates[side]!.append(BaselineUpdate(path: path, entry: change.old))
+            for change in scan.changes where !succeeded.contains(change.path) {
+                cacheUpdates[side]!.append(BaselineUpdate(path: change.path, entry: change.old))
             }
             for problem in problems {
                 var rows = try archive.cursor(under: [problem.path])
