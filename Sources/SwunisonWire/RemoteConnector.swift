@@ -19,6 +19,9 @@ public struct RemoteEndpoint: Sendable {
     public var deploy: Bool
     /// The root as the user wrote it (for messages).
     public var displayName: String
+    /// Asked (interactive mode) whether to deploy when the remote has no swunison and `deploy`
+    /// is off; the argument is `user@host:port`.
+    public var confirmDeploy: (@Sendable (String) -> Bool)?
 
     public init(destination: SSHDestination, ssh: SSHOptions, prompts: SSHPrompts = SSHPrompts(),
                 serverCommand: String, deploy: Bool, displayName: String) {
@@ -82,7 +85,7 @@ public enum RemoteConnector {
         do {
             return try await start(endpoint.serverCommand, on: session, endpoint: endpoint, spec: spec)
         } catch let missing as MissingServer {
-            guard endpoint.deploy else {
+            guard endpoint.deploy || endpoint.confirmDeploy?(session.label) == true else {
                 throw ReplicaError.connection(
                     "swunison was not found on \(session.label): '\(endpoint.serverCommand) server' exited with "
                     + "status \(missing.status) (\(missing.stderr.isEmpty ? "command not found" : missing.stderr)). "

@@ -32,9 +32,18 @@ enum RemoteReplicaFactory {
         }
         var serverCommand = profile.ssh.serverCommand ?? "swunison"
         if profile.ssh.addVersionNumber { serverCommand += "-" + SwunisonVersion.current }
-        let endpoint = RemoteEndpoint(destination: destination, ssh: options, prompts: prompts(profile, console),
+        var endpoint = RemoteEndpoint(destination: destination, ssh: options, prompts: prompts(profile, console),
                                       serverCommand: serverCommand,
                                       deploy: profile.ssh.deployServer, displayName: written)
+        if !profile.batch && console.stdinIsTerminal && !profile.ssh.deployServer {
+            // Interactive: offer to copy swunison when the remote has none (serverdeploy's question).
+            let command = serverCommand
+            endpoint.confirmDeploy = { host in
+                console.raw("swunison is not installed on \(host) (servercmd = \(command)).\n"
+                    + "Copy this swunison there (~/.swunison/bin) and use it? (yes/no) ")
+                return console.readLine()?.trimmingWhitespace().lowercased() == "yes"
+            }
+        }
         // A relative path is resolved against the remote home directory by the server.
         let spec = ReplicaSpec(root: root.path, backupDirectory: profile.backupDir,
                                maxBackups: profile.maxBackups, attributes: profile.attributes, cacheKey: cacheKey)
@@ -57,6 +66,22 @@ enum RemoteReplicaFactory {
             passphrase: { keyFile in
                 guard let p = getpass("Passphrase for \(keyFile): ") else { return nil }
                 return String(cString: p)
+            },
+            answerPrompts: { destination, instruction, prompts in
+                // Keyboard-interactive and password authentication, only with a person at the terminal.
+                if !instruction.isEmpty { console.err("\(destination): \(instruction)") }
+                var answers: [String] = []
+                for prompt in prompts {
+                    if prompt.isEchoed {
+                        console.raw(prompt.text)
+                        guard let line = console.readLine() else { return nil }
+                        answers.append(line)
+                    } else {
+                        guard let secret = getpass(prompt.text) else { return nil }
+                        answers.append(String(cString: secret))
+                    }
+                }
+                return answers
             })
     }
 }
