@@ -49,9 +49,13 @@ enum RemoteReplicaFactory {
                                maxBackups: profile.maxBackups, attributes: profile.attributes, cacheKey: cacheKey)
         // Connect now, so that a refused host key or a missing server stops the run before any work.
         let first = try await RemoteConnector.connect(endpoint, spec: spec)
+        // Reconnections never ask: a deploy question belongs to the first connection only.
+        var again = endpoint
+        again.confirmDeploy = nil
+        let reconnect = again
         return ReconnectingReplica(displayName: written, initial: first, maxAttempts: max(1, profile.retry + 1),
                                    notice: { message in if !profile.silent { console.err(message) } },
-                                   connect: { try await RemoteConnector.connect(endpoint, spec: spec) })
+                                   connect: { try await RemoteConnector.connect(reconnect, spec: spec) })
     }
 
     /// Questions libssh may need answered, only when a person is there.
