@@ -33,5 +33,5 @@ demo() {
   echo "ok: README demo synchronised both replicas"
 }
 check needed; check runpath; check runs; check demo
-echo "release check: $passed passed, $failed failed"
+echo "release-check: $passed passed, $failed failed"
 [ "$failed" = 0 ]
