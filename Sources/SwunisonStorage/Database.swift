@@ -6,8 +6,10 @@ import Glibc
 /// Concurrency rule: a `Database` and its statements are used by one task at a time (the owner
 /// serialises its calls). Why: a transaction is a property of the connection, so two tasks
 /// interleaving `transaction { }` bodies would commit or roll back each other's writes. The
-/// connection is opened with `SQLITE_OPEN_FULLMUTEX`, so moving it between threads is safe in C
-/// terms, which is what `@unchecked Sendable` claims; nothing more.
+/// connection is opened with `SQLITE_OPEN_NOMUTEX` (SQLite's multi-thread mode): it may move
+/// between threads, never be used by two at once, which is what `@unchecked Sendable` claims and
+/// the owners guarantee. Serialized mode would lock a mutex on every column read, which cost ~9 %
+/// of a no-change scan of 200,000 files.
 ///
 /// The connection uses WAL with `synchronous = NORMAL`: a committed transaction survives a crash
 /// of the process and, at worst, the last transactions are lost on power failure, but the file is
@@ -31,7 +33,7 @@ public final class Database: @unchecked Sendable {
         self.path = path
         self.role = role
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
