@@ -1,3 +1,4 @@
+import Dispatch
 import SwunisonCore
 import SwunisonModel
 import SwunisonReconcile
@@ -18,7 +19,8 @@ final class TextInterface: SessionInterface, @unchecked Sendable {
     private var progressFiles = 0
     private var progressBytes: Int64 = 0
     private var lastProgress: Int64 = 0
-    private let lock = ProgressLock()
+    /// Guards the progress counters: operations finish on several threads.
+    private let progressLock = DispatchSemaphore(value: 1)
 
     init(console: Console, mode: Mode, auto: Bool, silent: Bool, terse: Bool, dryRun: Bool) {
         self.console = console; self.mode = mode; self.auto = auto
@@ -60,14 +62,14 @@ final class TextInterface: SessionInterface, @unchecked Sendable {
 
     func propagated(_ path: RelativePath, bytes: Int64) {
         guard showProgress else { return }
-        lock.withLock {
-            progressFiles += 1
-            progressBytes += bytes
-            // Redraw at most every 1,000 items or 8 MB so the terminal is not the bottleneck.
-            if progressFiles % 1000 == 0 || progressBytes - lastProgress > 8 << 20 {
-                lastProgress = progressBytes
-                console.raw("  \(progressFiles) items, \(Self.size(progressBytes))\r", toErr: true)
-            }
+        progressLock.wait()
+        defer { progressLock.signal() }
+        progressFiles += 1
+        progressBytes += bytes
+        // Redraw at most every 1,000 items or 8 MB so the terminal is not the bottleneck.
+        if progressFiles % 1000 == 0 || progressBytes - lastProgress > 8 << 20 {
+            lastProgress = progressBytes
+            console.raw("  \(progressFiles) items, \(Self.size(progressBytes))\r", toErr: true)
         }
     }
 
@@ -144,21 +146,6 @@ final class TextInterface: SessionInterface, @unchecked Sendable {
             default: continue
             }
         }
-    }
-}
-
-private final class ProgressLock: @unchecked Sendable {
-    private let semaphore = DispatchSemaphoreLock()
-    func withLock<T>(_ body: () -> T) -> T { semaphore.withLock(body) }
-}
-
-import Dispatch
-private struct DispatchSemaphoreLock: @unchecked Sendable {
-    private let semaphore = DispatchSemaphore(value: 1)
-    func withLock<T>(_ body: () -> T) -> T {
-        semaphore.wait()
-        defer { semaphore.signal() }
-        return body()
     }
 }
 
