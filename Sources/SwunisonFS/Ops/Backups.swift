@@ -149,17 +149,8 @@ extension ReplicaFiles {
         guard expected.kind == .file else {
             throw .system(path: path, operation: operation, SystemCallError("backup", errno: EISDIR))
         }
-        let source: Int32
-        do {
-            source = try location.directory.openForReading(location.name.bytes)
-        } catch where error.errno == ENOENT || error.errno == ELOOP {
-            throw .changedDuringSync(path)
-        } catch {
-            throw .system(path: path, operation: "open for backup", error)
-        }
+        let (source, status) = try openRegularFile(at: location, path: path, purpose: "open for backup")
         defer { close(source) }
-        let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: source) }
-        guard status.kind == .file else { throw .changedDuringSync(path) }
         let destination = try withPath(path, operation) { () throws(SystemCallError) -> Int32 in
             try directory.createExclusive(temporary)
         }

@@ -53,20 +53,34 @@ extension ReplicaFiles {
         return current
     }
 
-    /// SHA-256 of the file at `location` (opened without following a link) and its inode.
-    /// - Throws: `.changedDuringSync` when it vanished or is no longer a regular file.
-    func hashFile(at location: Location, path: RelativePath) throws(FileOperationError) -> (Digest, UInt64) {
+    /// Opens the regular file at `location` for reading (never through a link) and stats it.
+    /// - Throws: `.changedDuringSync` when it vanished, became a link or is no longer a regular
+    ///   file (Invariant 2); `.system` for other failures. The descriptor is the caller's to close.
+    func openRegularFile(at location: Location, path: RelativePath,
+                         purpose: String) throws(FileOperationError) -> (Int32, FileStatus) {
         let fd: Int32
         do {
             fd = try location.directory.openForReading(location.name.bytes)
         } catch where error.errno == ENOENT || error.errno == ELOOP {
             throw .changedDuringSync(path)
         } catch {
-            throw .system(path: path, operation: "open for hashing", error)
+            throw .system(path: path, operation: purpose, error)
         }
+        do throws(FileOperationError) {
+            let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
+            guard status.kind == .file else { throw .changedDuringSync(path) }
+            return (fd, status)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// SHA-256 of the file at `location` (opened without following a link) and its inode.
+    /// - Throws: `.changedDuringSync` when it vanished or is no longer a regular file.
+    func hashFile(at location: Location, path: RelativePath) throws(FileOperationError) -> (Digest, UInt64) {
+        let (fd, status) = try openRegularFile(at: location, path: path, purpose: "open for hashing")
         defer { close(fd) }
-        let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
-        guard status.kind == .file else { throw .changedDuringSync(path) }
         let hasher = SHA256Hasher()
         try withPath(path, "read") { () throws(SystemCallError) in
             try readAll(fd) { hasher.update($0) }

@@ -13,16 +13,8 @@ extension ReplicaFiles {
     ///   `.system` otherwise.
     public func openForReading(_ path: RelativePath, expected: Entry) throws(FileOperationError) -> FileReadHandle {
         let location = try locate(path)
-        let fd: Int32
-        do {
-            fd = try location.directory.openForReading(location.name.bytes)
-        } catch where error.errno == ENOENT || error.errno == ELOOP {
-            throw .changedDuringSync(path)
-        } catch {
-            throw .system(path: path, operation: "open for reading", error)
-        }
+        let (fd, status) = try openRegularFile(at: location, path: path, purpose: "open for reading")
         let handle = FileReadHandle(path: path, fd: fd)
-        let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
         guard expected.kind == .file, status.kind == .file, status.size == expected.size,
               status.mtime == expected.mtime else { throw .changedDuringSync(path) }
         if let fingerprint = expected.fingerprint, fingerprint != .untrusted {
