@@ -120,7 +120,7 @@ struct SyncRun {
             options.shouldBackup = { @Sendable path in rules.isIgnored(path) }
         }
         if profile.roots.contains(where: { if case .ssh = $0 { true } else { false } }) {
-            options.maxConcurrentOperations = 64
+            options.maxConcurrentOperations = 512
         }
         return options
     }
