@@ -15,8 +15,8 @@ public enum SessionError: Error, Sendable, CustomStringConvertible {
         case let .bigDeletion(side, paths, count):
             let what = paths == ["."] ? "the whole root" : paths.joined(separator: ", ")
             return "\(side) looks emptied (\(what) is gone there): propagating that would delete \(count) paths on the "
-                + "other side. Nothing was changed. If the deletion is intended, run again with -confirmbigdel=false "
-                + "(or answer the prompt interactively); otherwise check that the root is mounted and correct."
+                + "other side. Nothing was changed. If the deletion is intended, run again with -confirmbigdel=false; "
+                + "otherwise check that the root is mounted and correct."
         case let .scanFailed(side, message):
             return "cannot scan \(side): \(message)"
         }
