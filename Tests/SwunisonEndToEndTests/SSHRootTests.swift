@@ -311,15 +311,4 @@ struct SSHRootTests {
 }
 
 /// Runs a helper program to completion; throws on a non-zero exit.
-private func runTool(_ path: String, _ arguments: [String]) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    if process.terminationStatus != 0 {
-        throw NSError(domain: path, code: Int(process.terminationStatus))
-    }
-}
+private func runTool(_ path: String, _ arguments: [String]) throws { try SSHServer.run(path, arguments) }

@@ -71,19 +71,6 @@ func writeFile(_ path: String, _ text: String) throws {
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
 
+/// Runs a helper program to completion (see `SSHServer.run`).
 @discardableResult
-func runTool(_ path: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw SSHServer.Failure.commandFailed(path, status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
-    }
-    return String(decoding: data, as: UTF8.self)
-}
+func runTool(_ path: String, _ arguments: [String]) throws -> String { try SSHServer.run(path, arguments) }

@@ -202,7 +202,7 @@ public final class SSHServer: @unchecked Sendable {
 
     /// Runs a program to completion; returns its stdout; throws on a non-zero status.
     @discardableResult
-    static func run(_ path: String, _ arguments: [String]) throws -> String {
+    public static func run(_ path: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
