@@ -1,3 +1,4 @@
+import Synchronization
 import SwunisonModel
 
 /// A replica reached over a connection that may break (a distant host over SSH): when a call
@@ -12,8 +13,8 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     private let maxAttempts: Int
     private let initialDelay: Duration
     private let notice: @Sendable (String) -> Void
-    private let lock = Mutex()
-    private var current: (any Replica)?
+    /// The live connection; nil after one broke, until the next call reconnects.
+    private let current: Mutex<(any Replica)?>
 
     /// - Parameters:
     ///   - initial: the connection already made (so start-up errors surface before any work).
@@ -24,7 +25,7 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
                 notice: @escaping @Sendable (String) -> Void = { _ in },
                 connect: @escaping @Sendable () async throws -> any Replica) {
         self.displayName = displayName
-        self.current = initial
+        self.current = Mutex(initial)
         self.connect = connect
         self.maxAttempts = max(1, maxAttempts)
         self.initialDelay = initialDelay
@@ -33,7 +34,7 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
 
     /// The live connection, reconnecting if the last one broke.
     private func replica() async throws -> any Replica {
-        if let live = lock.withLock({ current }) { return live }
+        if let live = current.withLock({ $0 }) { return live }
         var delay = initialDelay
         var lastError: Error = ReplicaError.connection("\(displayName): not connected")
         for attempt in 1...maxAttempts {
@@ -44,7 +45,7 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
             do {
                 notice("reconnecting to \(displayName) (attempt \(attempt) of \(maxAttempts))")
                 let fresh = try await connect()
-                lock.withLock { current = fresh }
+                current.withLock { $0 = fresh }
                 return fresh
             } catch {
                 lastError = error
@@ -60,7 +61,7 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
             return try await body(live)
         } catch let error as ReplicaError {
             if case .connection = error {
-                lock.withLock { if current === live { current = nil } }
+                current.withLock { if $0 === live { $0 = nil } }
                 await live.close()
             }
             throw error
@@ -96,7 +97,7 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
         try await using { try await $0.commitBaseline(updates, snapshot: snapshot) }
     }
     public func close() async {
-        let live = lock.withLock { () -> (any Replica)? in defer { current = nil }; return current }
+        let live = current.withLock { held -> (any Replica)? in defer { held = nil }; return held }
         await live?.close()
     }
 }

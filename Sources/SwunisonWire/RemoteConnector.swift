@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import SwunisonCore
 import SwunisonFS
 import SwunisonModel
@@ -32,11 +33,9 @@ public struct RemoteEndpoint: Sendable {
 
 /// The channel as the wire client sees it, except that a `close()` during the handshake is held
 /// back: when the handshake fails, the connector still needs the remote command's exit status.
-private final class HeldStream: ByteStream, @unchecked Sendable {
+private final class HeldStream: ByteStream, Sendable {
     private let channel: SSHExecChannel
-    private let lock = NSLockLike()
-    private var holding = true
-    private var closeRequested = false
+    private let state = Mutex<(holding: Bool, closeRequested: Bool)>((true, false))
 
     init(_ channel: SSHExecChannel) { self.channel = channel }
 
@@ -44,32 +43,20 @@ private final class HeldStream: ByteStream, @unchecked Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try channel.read(into: buffer) }
     func closeWrite() { channel.closeWrite() }
     func close() {
-        let now = lock.withLock { () -> Bool in
-            closeRequested = true
-            return !holding
+        let now = state.withLock { state -> Bool in
+            state.closeRequested = true
+            return !state.holding
         }
         if now { channel.close() }
     }
 
     /// The handshake succeeded: from now on `close()` closes the channel (at once if it was asked).
     func release() {
-        let pending = lock.withLock { () -> Bool in
-            holding = false
-            return closeRequested
+        let pending = state.withLock { state -> Bool in
+            state.holding = false
+            return state.closeRequested
         }
         if pending { channel.close() }
-    }
-}
-
-/// A small pthread mutex (this module avoids Foundation).
-private final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return body()
     }
 }
 

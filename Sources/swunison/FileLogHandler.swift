@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Synchronization
 
 /// A swift-log handler that appends one line per message to the profile's `logfile`
 /// (Unison's `log`/`logfile` preferences). Opened once at start-up, in `main`.
@@ -31,9 +32,10 @@ struct FileLogHandler: LogHandler {
 }
 
 /// The open log file, shared by every logger of the process.
-final class LogSink: @unchecked Sendable {
+final class LogSink: Sendable {
     private let fd: Int32
-    private var mutex = pthread_mutex_t()
+    /// One line at a time, whole.
+    private let writing = Mutex(())
 
     /// Opens (creating) `path` for appending; nil when it cannot be opened (logging is then off
     /// and the caller warns once).
@@ -41,13 +43,12 @@ final class LogSink: @unchecked Sendable {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return nil }
         self.fd = fd
-        pthread_mutex_init(&mutex, nil)
     }
 
     func write(_ line: String) {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
         var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        writing.withLock { _ in
+            _ = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        }
     }
 }

@@ -1,4 +1,4 @@
-import Dispatch
+import Synchronization
 import SwunisonCore
 import SwunisonModel
 import SwunisonReconcile
@@ -16,11 +16,9 @@ final class TextInterface: SessionInterface, @unchecked Sendable {
     private let terse: Bool
     private let dryRun: Bool
     private let showProgress: Bool
-    private var progressFiles = 0
-    private var progressBytes: Int64 = 0
-    private var lastProgress: Int64 = 0
-    /// Guards the progress counters: operations finish on several threads.
-    private let progressLock = DispatchSemaphore(value: 1)
+    /// Items and bytes done, and the byte count at the last redraw; operations finish on
+    /// several threads.
+    private let progress = Mutex<(files: Int, bytes: Int64, lastDrawn: Int64)>((0, 0, 0))
 
     init(console: Console, mode: Mode, auto: Bool, silent: Bool, terse: Bool, dryRun: Bool) {
         self.console = console; self.mode = mode; self.auto = auto
@@ -62,14 +60,14 @@ final class TextInterface: SessionInterface, @unchecked Sendable {
 
     func propagated(_ path: RelativePath, bytes: Int64) {
         guard showProgress else { return }
-        progressLock.wait()
-        defer { progressLock.signal() }
-        progressFiles += 1
-        progressBytes += bytes
-        // Redraw at most every 1,000 items or 8 MB so the terminal is not the bottleneck.
-        if progressFiles % 1000 == 0 || progressBytes - lastProgress > 8 << 20 {
-            lastProgress = progressBytes
-            console.raw("  \(progressFiles) items, \(Self.size(progressBytes))\r", toErr: true)
+        progress.withLock { p in
+            p.files += 1
+            p.bytes += bytes
+            // Redraw at most every 1,000 items or 8 MB so the terminal is not the bottleneck.
+            if p.files % 1000 == 0 || p.bytes - p.lastDrawn > 8 << 20 {
+                p.lastDrawn = p.bytes
+                console.raw("  \(p.files) items, \(Self.size(p.bytes))\r", toErr: true)
+            }
         }
     }
 

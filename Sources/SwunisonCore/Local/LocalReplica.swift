@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import Synchronization
 import SwunisonFS
 import SwunisonModel
 import SwunisonStorage
@@ -17,11 +18,10 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     private let attributes: AttributeSelection
     /// The cache to commit to when no scan ran in this session (a reconnected server).
     private let defaultCacheKey: String?
-    private let lock = Mutex()
-    private var cache: ScanCache?
-    /// Held from the first scan until `close`: one run per replica cache at a time, even when
-    /// the runs come from different client hosts (Invariant 7, on the server side too).
-    private var cacheLock: ArchiveLock?
+    /// The open scan cache and its lock. The lock is held from the first scan (or commit) until
+    /// `close`: one run per replica cache at a time, even when the runs come from different
+    /// client hosts (Invariant 7, on the server side too).
+    private let cacheState = Mutex<(cache: ScanCache?, lock: ArchiveLock?)>((nil, nil))
 
     /// Opens a root.
     /// - Parameters:
@@ -159,7 +159,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     }
 
     public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
-        var cache = lock.withLock { self.cache }
+        var cache = cacheState.withLock { $0.cache }
         if cache == nil, let key = defaultCacheKey { cache = try openCache(key: key) }
         guard let cache else {
             throw ReplicaError.other("\(displayName): no scan in this session, nothing to commit")
@@ -167,28 +167,27 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         // Every rename this run made must be on disk before the baseline (and then the archive)
         // says so; one syncfs covers them all (Invariant 4).
         do { try files.syncFileSystem() } catch { throw Self.replicaError(error) }
-        try lock.withLock { try cache.apply(updates.map { ($0.path, $0.entry) }, snapshot: snapshot) }
+        try cacheState.withLock { _ in try cache.apply(updates.map { ($0.path, $0.entry) }, snapshot: snapshot) }
     }
 
     /// Opens (once) and locks the scan cache named `key` (Invariant 7, per replica).
     private func openCache(key: String) throws -> ScanCache {
-        if let open = lock.withLock({ cache }) { return open }
         try makeDirectories(cacheDirectory)
         let cachePath = cacheDirectory + "/" + key + ".db"
-        if lock.withLock({ cacheLock == nil }) {
-            let held = try ArchiveLock.acquire(path: cachePath)
-            lock.withLock { cacheLock = held }
+        return try cacheState.withLock { state in
+            if let open = state.cache { return open }
+            if state.lock == nil { state.lock = try ArchiveLock.acquire(path: cachePath) }
+            let opened = try ScanCache.open(path: cachePath)
+            state.cache = opened
+            return opened
         }
-        let opened = try ScanCache.open(path: cachePath)
-        lock.withLock { cache = opened }
-        return opened
     }
 
     public func close() async {
-        lock.withLock {
-            cache = nil
-            cacheLock?.release()
-            cacheLock = nil
+        cacheState.withLock { state in
+            state.cache = nil
+            state.lock?.release()
+            state.lock = nil
         }
     }
 
@@ -199,7 +198,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     /// the expected-state check falls back to comparing digests (Invariant 2).
     private func withOwnFingerprint(_ entry: Entry?, at path: RelativePath) -> Entry? {
         guard var entry, entry.kind == .file, entry.fingerprint == nil else { return entry }
-        let cached = lock.withLock { try? cache?.lookup(path) } ?? nil
+        let cached = cacheState.withLock { try? $0.cache?.lookup(path) } ?? nil
         if let cached, cached.sameContent(as: entry), let fingerprint = cached.fingerprint,
            fingerprint != .untrusted, fingerprint.size == entry.size {
             entry.fingerprint = fingerprint

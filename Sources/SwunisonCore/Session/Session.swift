@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import SwunisonModel
 import SwunisonReconcile
 import SwunisonStorage
@@ -277,15 +278,17 @@ public final class Session: Sendable {
 }
 
 /// Collects scan batches arriving on the scanner's thread.
-private final class ChangeCollector: @unchecked Sendable {
-    private let lock = Mutex()
-    private var changes: [ScanChange] = []
+private final class ChangeCollector: Sendable {
+    private let changes = Mutex<[ScanChange]>([])
 
     func append(_ batch: [ScanChange]) {
-        lock.withLock { changes.append(contentsOf: batch) }
+        changes.withLock { $0.append(contentsOf: batch) }
     }
 
     func take() -> [ScanChange] {
-        lock.withLock { changes }
+        changes.withLock { taken in
+            defer { taken = [] }
+            return taken
+        }
     }
 }
