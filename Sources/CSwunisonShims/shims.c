@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 #include "CSwunisonShims.h"
 
 int swunison_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
@@ -20,3 +21,11 @@ long swunison_utime_now(void) { return UTIME_NOW; }
 int swunison_o_path(void) { return O_PATH; }
 int swunison_o_noatime(void) { return O_NOATIME; }
 int swunison_syncfs(int fd) { return syncfs(fd); }
+int swunison_openat_beneath(int dirfd, const char *path, int flags, unsigned int mode) {
+    struct open_how how = {
+        .flags = (unsigned long long)flags,
+        .mode = (flags & O_CREAT) ? mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}

@@ -9,12 +9,12 @@ import SwunisonModel
 /// transaction recording what propagation actually did; a crash leaves the previous state.
 /// Invariant 7 (one run per archive) is ``ArchiveLock``'s job: take it before opening.
 ///
-/// Concurrency rule: one owner at a time (see ``Database``). Cursors read through a separate
-/// connection and see the archive as it was when they started.
+/// Concurrency rule: one owner at a time (see ``Database``). Each cursor reads through its own
+/// connection and sees the archive as it was when it started, so cursors may be used from
+/// different tasks at once (the two sides' full-scan comparisons run concurrently).
 public final class Archive: @unchecked Sendable {
     /// The connection that writes (and serves lookups).
     public let database: Database
-    private let reader: Database
     private let table: EntryTable
     private let meta: MetaTable
 
@@ -35,9 +35,8 @@ public final class Archive: @unchecked Sendable {
         public var updatedAt: Int64
     }
 
-    private init(database: Database, reader: Database) throws(StorageError) {
+    private init(database: Database) throws(StorageError) {
         self.database = database
-        self.reader = reader
         table = try EntryTable(database: database, layout: .archive)
         meta = try MetaTable(database: database)
     }
@@ -49,9 +48,7 @@ public final class Archive: @unchecked Sendable {
     public static func open(path: String, roots: [String]) throws(StorageError) -> Archive {
         let database = try Database(path: path, role: .archive)
         try database.migrate(migrations)
-        let reader = try Database(path: path, role: .archive)
-        try reader.execute("PRAGMA query_only = 1")
-        let archive = try Archive(database: database, reader: reader)
+        let archive = try Archive(database: database)
         try archive.claim(roots: roots)
         return archive
     }
@@ -113,8 +110,12 @@ public final class Archive: @unchecked Sendable {
     }
 
     /// The archived entries beneath `paths` (all when empty), in walk order, streamed.
+    /// A connection of its own: a NOMUTEX connection must never be used by two threads at once,
+    /// and a shared one was (a data race that showed as a spurious "unreadable archive").
     public func cursor(under paths: [RelativePath] = []) throws(StorageError) -> EntryCursor {
-        try EntryCursor(database: reader, layout: .archive, under: paths)
+        let reader = try Database(path: database.path, role: .archive)
+        try reader.execute("PRAGMA query_only = 1")
+        return try EntryCursor(database: reader, layout: .archive, under: paths)
     }
 
     /// The archived entry for one path. For whole scans use ``cursor(under:)``.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Logging
 import SwunisonCore
 import SwunisonFS
@@ -119,9 +120,11 @@ struct SyncRun {
         } else {
             options.shouldBackup = { @Sendable path in rules.isIgnored(path) }
         }
-        if profile.roots.contains(where: { if case .ssh = $0 { true } else { false } }) {
-            options.maxConcurrentOperations = 512
-        }
+        // Many operations in flight: over ssh they hide the round trip; locally they let one
+        // shared syncfs cover hundreds of new files instead of a few (see GroupSync). Only a few
+        // I/O threads run them, so this costs memory, not contention.
+        options.maxConcurrentOperations = 512
+        if let text = getenv("SWUNISON_IN_FLIGHT"), let n = Int(String(cString: text)), n > 0 { options.maxConcurrentOperations = n }
         return options
     }
 

@@ -20,5 +20,10 @@ int swunison_o_path(void);
 int swunison_o_noatime(void);
 /// syncfs(2).
 int swunison_syncfs(int fd);
+/// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: opens a
+/// multi-component relative path below dirfd in one call, failing with ELOOP at any symlink and
+/// EXDEV on any escape. -1 with errno ENOSYS (or EPERM under some seccomp filters) when the kernel
+/// lacks openat2 (before Linux 5.6).
+int swunison_openat_beneath(int dirfd, const char *path, int flags, unsigned int mode);
 
 #endif

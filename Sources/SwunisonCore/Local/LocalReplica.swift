@@ -22,6 +22,8 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     /// `close`: one run per replica cache at a time, even when the runs come from different
     /// client hosts (Invariant 7, on the server side too).
     private let cacheState = Mutex<(cache: ScanCache?, lock: ArchiveLock?)>((nil, nil))
+    /// Shared syncfs rounds that make written content durable before it is renamed into place.
+    private let durability: GroupSync
 
     /// Opens a root.
     /// - Parameters:
@@ -51,6 +53,10 @@ public final class LocalReplica: Replica, @unchecked Sendable {
             files = try ReplicaFiles(root: root, backupDirectory: backupDirectory, maxBackups: maxBackups)
         } catch {
             throw ReplicaError.badRoot(root: root, message: "\(error)")
+        }
+        let files = self.files
+        durability = GroupSync {
+            do throws(FileOperationError) { try files.syncFileSystem() } catch { throw Self.replicaError(error) }
         }
         self.cacheDirectory = cacheDirectory
         self.attributes = attributes
@@ -108,14 +114,36 @@ public final class LocalReplica: Replica, @unchecked Sendable {
 
     public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
                           replacing: Entry?, backup: Bool) async throws -> Entry {
-        let writer = try await blocking { [self] () throws(FileOperationError) in try files.beginWrite(path, entry: entry) }
-        do {
-            while let chunk = try await source.read() {
-                try await blocking { [self] () throws(FileOperationError) in try writer.append(chunk) }
+        let expected = withOwnFingerprint(replacing, at: path)
+        let attributes = self.attributes
+        let writer: AtomicFileWriter
+        if let local = source as? LocalFileReader {
+            // Both sides on this host: write and seal in one hop to a blocking thread.
+            writer = try await blocking { [self] () throws(FileOperationError) in
+                let writer = try files.beginWrite(path, entry: entry)
+                try local.copy(into: writer)
+                try writer.seal(replacing: expected, attributes: attributes)
+                return writer
             }
-            let expected = withOwnFingerprint(replacing, at: path)
-            return try await blocking { [self] () throws(FileOperationError) in
-                try writer.commit(replacing: expected, backup: backup, attributes: attributes)
+        } else {
+            writer = try await blocking { [self] () throws(FileOperationError) in try files.beginWrite(path, entry: entry) }
+            do {
+                while let chunk = try await source.read() {
+                    try await blocking { () throws(FileOperationError) in try writer.append(chunk) }
+                }
+                try await blocking { () throws(FileOperationError) in
+                    try writer.seal(replacing: expected, attributes: attributes)
+                }
+            } catch {
+                writer.abort()
+                throw error
+            }
+        }
+        do {
+            // Data before name (Invariant 1), one syncfs for every writer that is ready.
+            try await durability.waitUntilDurable()
+            return try await blocking { () throws(FileOperationError) in
+                try writer.finish(replacing: expected, backup: backup)
             }
         } catch {
             writer.abort()
@@ -206,24 +234,17 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         return entry
     }
 
-    /// Runs a blocking file operation on Dispatch's pool rather than the async executor's few
-    /// threads, so that many fsyncs and renames overlap (the file system batches concurrent
-    /// journal commits), and maps its error for the Replica protocol.
+    /// Runs a blocking file operation on one of the I/O workers rather than the async
+    /// executor's few threads, so that many opens, writes and renames overlap, and maps its error
+    /// for the Replica protocol.
     private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(FileOperationError) -> T) async throws -> T {
-        let gate = operationGate
-        return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                gate.wait()
-                defer { gate.signal() }
+        try await withCheckedThrowingContinuation { continuation in
+            BlockingWorkers.shared.run {
                 continuation.resume(with: Result { () throws(FileOperationError) -> T in try body() }
                     .mapError { Self.replicaError($0) })
             }
         }
     }
-
-    /// At most this many file operations run at once: enough to overlap fsync latency, few
-    /// enough that threads do not contend for the same directories' locks (measured: 8 beat 64).
-    private let operationGate = DispatchSemaphore(value: 8)
 
     static func replicaError(_ error: FileOperationError) -> ReplicaError {
         switch error {
@@ -269,6 +290,21 @@ final class LocalFileReader: FileReader, @unchecked Sendable {
         if n == 0 { return nil }
         chunk.removeLast(size - n)
         return chunk
+    }
+
+    /// Copies the file's content (as long as it was when opened) straight into `writer`, with one
+    /// buffer and no hop between threads; the writer's digest check catches a file that changed
+    /// meanwhile.
+    func copy(into writer: AtomicFileWriter) throws(FileOperationError) {
+        var remaining = Int(handle.entry.size)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, min(remaining, Self.chunkSize)), alignment: 16)
+        defer { buffer.deallocate() }
+        while remaining > 0 {
+            let n = try handle.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(remaining, buffer.count)]))
+            if n == 0 { break }
+            try writer.append(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            remaining -= n
+        }
     }
 
     func close() async { handle.close() }

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import Synchronization
 import SwunisonModel
@@ -73,13 +74,14 @@ public final class Session: Sendable {
     /// (nil when the run stopped: dry run, user quit).
     private func runRound(paths: [RelativePath], isRetry: Bool, summary: inout RunSummary) async throws -> [RelativePath]? {
         let snapshots = try archive.snapshots
+        let scanStarted = ContinuousClock.now
         interface.scanStarted()
         async let scanA = scan(.a, paths: paths, expected: snapshots.a)
         async let scanB = scan(.b, paths: paths, expected: snapshots.b)
         let sideA = try await scanA
         let sideB = try await scanB
         interface.scanFinished(a: sideA.result, b: sideB.result)
-        logger.info("scanned: A \(sideA.result.entryCount) entries, \(sideA.changes.count) changed (\(sideA.result.isDelta ? "delta" : "full")); B \(sideB.result.entryCount) entries, \(sideB.changes.count) changed (\(sideB.result.isDelta ? "delta" : "full"))")
+        logger.info("scanned: A \(sideA.result.entryCount) entries, \(sideA.changes.count) changed (\(sideA.result.isDelta ? "delta" : "full")); B \(sideB.result.entryCount) entries, \(sideB.changes.count) changed (\(sideB.result.isDelta ? "delta" : "full")) in \(seconds(ContinuousClock.now - scanStarted)), \(residentMemory())")
 
         // Paths a scan could not read are left out of this run on both sides.
         let problems = sideA.result.problems.map { (Side.a, $0) } + sideB.result.problems.map { (Side.b, $0) }
@@ -109,10 +111,16 @@ public final class Session: Sendable {
             attributes: options.attributes, shouldBackup: options.shouldBackup,
             maxConcurrentOperations: options.maxConcurrentOperations))
         let interface = self.interface
+        let clock = ContinuousClock()
+        let started = clock.now
+        logger.info("planned \(items.count) items in \(seconds(started - scanStarted)), \(residentMemory())")
         let result = await propagator.run(items) { path, bytes in interface.propagated(path, bytes: bytes) }
+        let propagated = clock.now
+        logger.info("propagated \(items.count) items (\(result.succeeded.count) paths, \(result.failures.count) failures) in \(seconds(propagated - started)), \(residentMemory())")
 
         try await commit(result, sideA: sideA, sideB: sideB, problemsA: sideA.result.problems,
                          problemsB: sideB.result.problems)
+        logger.info("committed in \(seconds(clock.now - propagated))")
 
         // Tally this round. A retry round's items replace the failures they retry.
         if isRetry {
@@ -186,6 +194,7 @@ public final class Session: Sendable {
     /// Records what happened: each replica's cache first, then the archive (Invariant 4).
     private func commit(_ result: PropagationResult, sideA: SideScan, sideB: SideScan,
                         problemsA: [ScanProblem], problemsB: [ScanProblem]) async throws {
+        let started = ContinuousClock.now
         var archiveUpdates: [BaselineUpdate] = []
         var cacheUpdates: [Side: [BaselineUpdate]] = [.a: [], .b: []]
         var succeeded = Set<RelativePath>()
@@ -196,7 +205,8 @@ public final class Session: Sendable {
             for (side, scan) in [(Side.a, sideA), (Side.b, sideB)] {
                 if case .some(let written) = path.written(side) {
                     cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: written))
-                } else if let change = scan.reported(path.path) {
+                } else if scan.result.isDelta, let change = scan.reported(path.path) {
+                    // (A full scan already rewrote that side's cache with what it reported.)
                     cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: change.new))
                 }
             }
@@ -216,10 +226,14 @@ public final class Session: Sendable {
         }
         let snapshotA = UInt64.random(in: 1...UInt64.max)
         let snapshotB = UInt64.random(in: 1...UInt64.max)
+        let t0 = ContinuousClock.now
         try await replicas.a.commitBaseline(sortedForCommit(cacheUpdates[.a]!), snapshot: snapshotA)
+        let t1 = ContinuousClock.now
         try await replicas.b.commitBaseline(sortedForCommit(cacheUpdates[.b]!), snapshot: snapshotB)
+        let t2 = ContinuousClock.now
         try archive.commit(updates: sortedForCommit(archiveUpdates).map { ($0.path, $0.entry) },
                            snapshotA: snapshotA, snapshotB: snapshotB)
+        logger.info("commit times: updates \(seconds(t0 - started)), cache A \(seconds(t1 - t0)), cache B \(seconds(t2 - t1)), archive \(seconds(ContinuousClock.now - t2)); \(residentMemory())")
         logger.info("committed \(archiveUpdates.count) archive updates")
     }
 
@@ -275,6 +289,28 @@ public final class Session: Sendable {
         }
         return out
     }
+}
+
+/// A duration as `1.234 s`, for the log.
+func seconds(_ duration: Duration) -> String {
+    let (whole, fraction) = duration.components
+    let milliseconds = whole * 1000 + fraction / 1_000_000_000_000_000
+    return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - String(milliseconds % 1000).count))\(milliseconds % 1000) s"
+}
+
+/// The process's resident and peak resident set, as `RSS 12 MB (peak 40 MB)`, for the log.
+func residentMemory() -> String {
+    guard let file = fopen("/proc/self/status", "r") else { return "RSS unknown" }
+    defer { fclose(file) }
+    var rss = "?", peak = "?"
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), file) != nil {
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let value = { String((Int(text.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0) / 1024) }
+        if text.hasPrefix("VmRSS:") { rss = value() }
+        if text.hasPrefix("VmHWM:") { peak = value() }
+    }
+    return "RSS \(rss) MB (peak \(peak) MB)"
 }
 
 /// Collects scan batches arriving on the scanner's thread.

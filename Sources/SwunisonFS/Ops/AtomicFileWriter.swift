@@ -52,6 +52,8 @@ public final class AtomicFileWriter: @unchecked Sendable {
     private let location: ReplicaFiles.Location
     private let temporaryName: [UInt8]
     private let hasher = SHA256Hasher()
+    /// The content's digest, once sealed.
+    private var digest: Digest?
     /// The temporary file's descriptor; -1 once committed or aborted.
     private var fd: Int32
 
@@ -97,14 +99,9 @@ public final class AtomicFileWriter: @unchecked Sendable {
         try result.get()
     }
 
-    /// Finishes the file and renames it over the target.
+    /// Finishes the file and renames it over the target: ``seal(replacing:attributes:)``, an
+    /// fdatasync of this one file, then ``finish(replacing:backup:)``.
     ///
-    /// Steps: compare size and digest with ``entry`` (mismatch: abort, `.digestMismatch`); set
-    /// owner/group when selected, then the mode (the selected bits from `entry.mode`, the others
-    /// from the replaced file or 0644), then the mtime when `times` is selected; fdatasync; check the
-    /// target against `replacing` (Invariant 2); back it up if asked (Invariant 3); rename
-    /// (`RENAME_NOREPLACE` when `replacing` is nil, so a file that appeared meanwhile is never
-    /// clobbered; a replaced empty directory is removed first).
     /// - Parameters:
     ///   - replacing: what the target must still be; nil = it must be absent.
     ///   - backup: keep the replaced file or symlink in the backup location.
@@ -114,20 +111,54 @@ public final class AtomicFileWriter: @unchecked Sendable {
     ///   and the target unchanged.
     public func commit(replacing: Entry?, backup: Bool = false,
                        attributes: AttributeSelection = AttributeSelection()) throws(FileOperationError) -> Entry {
+        try seal(replacing: replacing, attributes: attributes)
+        do throws(FileOperationError) {
+            try withPath(path, "fdatasync") { () throws(SystemCallError) in
+                _ = try retryingOnInterrupt("fdatasync") { fdatasync(fd) }
+            }
+        } catch {
+            abort()
+            throw error
+        }
+        return try finish(replacing: replacing, backup: backup)
+    }
+
+    /// First half of a commit: compares size and digest with ``entry`` (mismatch: abort,
+    /// `.digestMismatch`), then sets owner/group when selected, the mode (the selected bits from
+    /// `entry.mode`, the others from the replaced file or 0644) and the mtime when `times` is
+    /// selected. The caller then makes the data durable — this file's fdatasync, or one
+    /// `syncfs` shared by many writers (``ReplicaFiles/syncFileSystem()``) — before
+    /// ``finish(replacing:backup:)`` makes it visible (Invariant 1: data before name).
+    /// - Throws: `.digestMismatch` or `.system`; the temporary file is then gone.
+    public func seal(replacing: Entry?, attributes: AttributeSelection = AttributeSelection()) throws(FileOperationError) {
         guard fd >= 0 else { throw .system(path: path, operation: "commit", SystemCallError("rename", errno: EBADF)) }
-        let digest = hasher.finalize()
+        digest = hasher.finalize()
         guard bytesWritten == entry.size, let expected = entry.digest, digest == expected else {
             abort()
             throw .digestMismatch(path)
         }
         do throws(FileOperationError) {
             try applyAttributes(replacing: replacing, attributes: attributes)
-            // Data before name (Invariant 1): the content is on disk before the rename makes it
-            // visible; the rename itself is made durable by the replica's syncfs before its
-            // baseline is committed (ReplicaFiles.syncFileSystem), not by one fsync per directory.
-            try withPath(path, "fdatasync") { () throws(SystemCallError) in
-                _ = try retryingOnInterrupt("fdatasync") { fdatasync(fd) }
-            }
+        } catch {
+            abort()
+            throw error
+        }
+    }
+
+    /// Second half of a commit, once the content is durable: checks the target against
+    /// `replacing` (Invariant 2), backs it up if asked (Invariant 3) and renames the temporary
+    /// file over it (`RENAME_NOREPLACE` when `replacing` is nil, so a file that appeared
+    /// meanwhile is never clobbered; a replaced empty directory is removed first). The rename
+    /// itself is made durable by the replica's syncfs before its baseline is committed.
+    /// - Returns: the new entry on disk, with its digest and fingerprint.
+    /// - Throws: `.changedDuringSync` or `.system`; the temporary file is gone and the target
+    ///   unchanged.
+    public func finish(replacing: Entry?, backup: Bool = false) throws(FileOperationError) -> Entry {
+        guard fd >= 0, let digest else {
+            abort()
+            throw .system(path: path, operation: "commit", SystemCallError("rename", errno: EBADF))
+        }
+        do throws(FileOperationError) {
             try moveIntoPlace(replacing: replacing, backup: backup)
         } catch {
             abort()
@@ -173,7 +204,8 @@ public final class AtomicFileWriter: @unchecked Sendable {
     /// Re-checks the target, keeps a backup if asked, and renames the temporary file over it.
     private func moveIntoPlace(replacing: Entry?, backup: Bool) throws(FileOperationError) {
         let name = location.name.bytes
-        _ = try files.checkExpected(replacing, at: location, path: path)
+        // With nothing to replace, RENAME_NOREPLACE below is the check (Invariant 2).
+        if replacing != nil { _ = try files.checkExpected(replacing, at: location, path: path) }
         if let replacing, replacing.kind == .directory {
             // A kind change: the directory must be empty by now (its children were removed first).
             do {

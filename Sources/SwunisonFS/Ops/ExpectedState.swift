@@ -53,6 +53,34 @@ extension ReplicaFiles {
         return current
     }
 
+    /// Opens the regular file at `path` for reading (never through a link) and stats it: in one
+    /// openat2 call from the root where the kernel has it, else through its parent.
+    /// - Throws: `.changedDuringSync` when it (or a parent) vanished, became a link or is no
+    ///   longer a regular file (Invariant 2); `.system` for other failures. The descriptor is the
+    ///   caller's to close.
+    func openRegularFile(_ path: RelativePath, purpose: String) throws(FileOperationError) -> (Int32, FileStatus) {
+        guard path.parent.map({ !$0.isRoot }) ?? false else {
+            return try openRegularFile(at: try locate(path), path: path, purpose: purpose)
+        }
+        let opened: Int32?
+        do {
+            opened = try root.openBeneath(path, flags: O_RDONLY | O_NONBLOCK)
+        } catch where error.errno == ENOENT || error.errno == ELOOP || error.errno == ENOTDIR {
+            throw .changedDuringSync(path)
+        } catch {
+            throw .system(path: path, operation: purpose, error)
+        }
+        guard let fd = opened else { return try openRegularFile(at: try locate(path), path: path, purpose: purpose) }
+        do throws(FileOperationError) {
+            let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
+            guard status.kind == .file else { throw .changedDuringSync(path) }
+            return (fd, status)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
     /// Opens the regular file at `location` for reading (never through a link) and stats it.
     /// - Throws: `.changedDuringSync` when it vanished, became a link or is no longer a regular
     ///   file (Invariant 2); `.system` for other failures. The descriptor is the caller's to close.

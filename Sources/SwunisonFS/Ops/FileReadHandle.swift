@@ -12,8 +12,7 @@ extension ReplicaFiles {
     /// - Throws: `.changedDuringSync` on a mismatch (or when the path is now a symlink or gone);
     ///   `.system` otherwise.
     public func openForReading(_ path: RelativePath, expected: Entry) throws(FileOperationError) -> FileReadHandle {
-        let location = try locate(path)
-        let (fd, status) = try openRegularFile(at: location, path: path, purpose: "open for reading")
+        let (fd, status) = try openRegularFile(path, purpose: "open for reading")
         let handle = FileReadHandle(path: path, fd: fd)
         guard expected.kind == .file, status.kind == .file, status.size == expected.size,
               status.mtime == expected.mtime else { throw .changedDuringSync(path) }
@@ -22,9 +21,9 @@ extension ReplicaFiles {
                 throw .changedDuringSync(path)
             }
         }
-        // The descriptor was opened non-blocking only to keep a FIFO from hanging the open.
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        // O_NONBLOCK (which kept a FIFO from hanging the open) has no effect on a regular file's
+        // reads, so it stays. Read-ahead hints only pay for files larger than one read.
+        if status.size > 1 << 20 { _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL) }
         handle.entry = status.entry(kind: .file)
         return handle
     }

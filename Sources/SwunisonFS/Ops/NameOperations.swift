@@ -1,6 +1,7 @@
 import CSwunisonShims
 import Glibc
 import SwunisonModel
+import Synchronization
 
 /// Thin `*at` wrappers over one name in an open directory, used by the file operations.
 ///
@@ -110,14 +111,23 @@ extension DirectoryFD {
     }
 }
 
-/// A name for a temporary file in a destination directory: `.swunison.<pid>.<random>.tmp`.
-/// It never equals a synchronised name's final form, and scanners skip it (Invariant 1).
+/// A name for a temporary file in a destination directory: `.swunison.<pid>.<hex>.tmp`, where
+/// the hex part is a per-process random start plus a counter (no system call per name). It never
+/// equals a synchronised name's final form, and scanners skip it (Invariant 1).
 func temporaryName() -> [UInt8] {
-    let random = UInt64.random(in: 0...UInt64.max)
-    var hex = String(random, radix: 16)
-    hex = String(repeating: "0", count: 16 - hex.count) + hex
-    return Array(".swunison.\(getpid()).\(hex).tmp".utf8)
+    let value = temporaryNameBase &+ temporaryNameCounter.add(1, ordering: .relaxed).newValue
+    var name = temporaryNamePrefixWithPID
+    for shift in stride(from: 60, through: 0, by: -4) {
+        name.append(hexDigits[Int((value >> UInt64(shift)) & 0xF)])
+    }
+    name.append(contentsOf: [0x2E, 0x74, 0x6D, 0x70])  // ".tmp"
+    return name
 }
+
+private let hexDigits = Array("0123456789abcdef".utf8)
+private let temporaryNamePrefixWithPID = Array(".swunison.\(getpid()).".utf8)
+private let temporaryNameBase = UInt64.random(in: 0...UInt64.max)
+private let temporaryNameCounter = Atomic<UInt64>(0)
 
 /// The prefix every temporary name starts with (for scanners that skip them).
 public let temporaryNamePrefix: [UInt8] = Array(".swunison.".utf8)

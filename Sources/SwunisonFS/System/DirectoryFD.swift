@@ -1,4 +1,6 @@
+import CSwunisonShims
 import Glibc
+import Synchronization
 import SwunisonModel
 
 /// An open directory file descriptor beneath a replica's root, closed when the value is released.
@@ -39,13 +41,35 @@ public final class DirectoryFD: @unchecked Sendable {
         return DirectoryFD(adopting: fd)
     }
 
-    /// Opens `path` beneath this directory one component at a time, never following a symlink
-    /// (Invariant 5). The empty path opens this directory again (a new descriptor).
+    /// Opens `path` beneath this directory, never following a symlink (Invariant 5): with one
+    /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` call where the kernel has it, else one
+    /// component at a time with `O_NOFOLLOW`. The empty path opens this directory again (a new
+    /// descriptor).
     /// - Throws: `SystemCallError` from the first component that cannot be opened.
     public func openDirectory(at path: RelativePath) throws(SystemCallError) -> DirectoryFD {
         if path.isRoot {
             let fd = try retryingOnInterrupt("openat") { openat(self.fd, ".", Self.beneathFlags) }
             return DirectoryFD(adopting: fd)
+        }
+        if Self.beneathResolution.load(ordering: .relaxed) {
+            // One openat2 call resolves the whole path and refuses any symlink on the way.
+            let result = withNameCString(path.bytes) { cPath -> Int32 in
+                while true {
+                    let fd = swunison_openat_beneath(self.fd, cPath, Self.beneathFlags, 0)
+                    if fd >= 0 || errno != EINTR { return fd >= 0 ? fd : -errno }
+                }
+            }
+            if result >= 0 { return DirectoryFD(adopting: result) }
+            switch -result {
+            case ENOSYS, EPERM:
+                // A kernel before 5.6, or a seccomp filter that hides openat2: walk instead.
+                Self.beneathResolution.store(false, ordering: .relaxed)
+            case ELOOP:
+                // A symlink on the way: "not a directory", as the component walk reports it.
+                throw SystemCallError("openat2", errno: ENOTDIR)
+            default:
+                throw SystemCallError("openat2", errno: -result)
+            }
         }
         var current = self
         for component in path.components {
@@ -53,6 +77,30 @@ public final class DirectoryFD: @unchecked Sendable {
         }
         return current
     }
+
+    /// Opens the non-directory `path` beneath this directory in one `openat2(RESOLVE_BENEATH |
+    /// RESOLVE_NO_SYMLINKS)` call, refusing a symlink anywhere on the way, the last component
+    /// included (Invariant 5). Returns nil when the kernel lacks openat2, so the caller walks.
+    /// - Throws: `SystemCallError` (`ELOOP` for a symlink, `ENOENT`, `ENOTDIR`, ...).
+    public func openBeneath(_ path: RelativePath, flags: Int32) throws(SystemCallError) -> Int32? {
+        guard Self.beneathResolution.load(ordering: .relaxed) else { return nil }
+        let result = withNameCString(path.bytes) { cPath -> Int32 in
+            while true {
+                let fd = swunison_openat_beneath(self.fd, cPath, flags | O_NOFOLLOW | O_CLOEXEC, 0)
+                if fd >= 0 || errno != EINTR { return fd >= 0 ? fd : -errno }
+            }
+        }
+        if result >= 0 { return result }
+        if -result == ENOSYS || -result == EPERM {
+            Self.beneathResolution.store(false, ordering: .relaxed)
+            return nil
+        }
+        throw SystemCallError("openat2", errno: -result)
+    }
+
+    /// Whether openat2(2) with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` is usable (cleared after
+    /// the first ENOSYS/EPERM).
+    private static let beneathResolution = Atomic<Bool>(true)
 
     /// `openat(fd, cName, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC)` returning the raw descriptor,
     /// which the caller must close or adopt.

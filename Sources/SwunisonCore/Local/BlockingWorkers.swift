@@ -1,0 +1,36 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// A fixed set of threads for blocking file system calls (open, write, rename, syncfs waits).
+///
+/// Swift's async executor has one thread per core and must not block. Dispatch's global queue
+/// on Linux does not add threads while its workers sleep in system calls either, so on a
+/// two-core VPS only two or three file operations would ever be in the kernel at once, and the
+/// disk would sit idle while they wait. Each worker here is a serial queue (Dispatch gives each
+/// its own thread when needed), so exactly `count` operations can be in the kernel at a time:
+/// enough to overlap I/O waits, few enough that threads do not spin on the same directory's
+/// lock. Work is handed out round-robin.
+final class BlockingWorkers: Sendable {
+    /// The process-wide workers shared by every local replica (both roots of a local pair, or
+    /// the server's one root).
+    static let shared = BlockingWorkers(count: defaultCount)
+
+    private static var defaultCount: Int {
+        if let text = getenv("SWUNISON_IO_THREADS"), let n = Int(String(cString: text)), n > 0 { return min(n, 64) }
+        return 8
+    }
+
+    private let queues: [DispatchQueue]
+    private let next = Atomic<Int>(0)
+
+    init(count: Int) {
+        queues = (0..<max(1, count)).map { DispatchQueue(label: "swunison.io.\($0)") }
+    }
+
+    /// Runs `body` on one of the workers.
+    func run(_ body: @escaping @Sendable () -> Void) {
+        let index = next.add(1, ordering: .relaxed).oldValue % queues.count
+        queues[index].async(execute: body)
+    }
+}
