@@ -126,7 +126,7 @@ public final class Archive: @unchecked Sendable {
     /// Records a run's outcome in one transaction (Invariant 4): each path's new entry, applied
     /// in order (nil removes the path and everything beneath it; fingerprints are dropped), then
     /// the snapshot ids now expected from each replica (nil = unknown, forcing a full scan).
-    public func commit(updates: [(RelativePath, Entry?)], snapshotA: UInt64?, snapshotB: UInt64?) throws(StorageError) {
+    public func commit(updates: some Sequence<(RelativePath, Entry?)>, snapshotA: UInt64?, snapshotB: UInt64?) throws(StorageError) {
         try database.transaction { () throws(StorageError) in
             for (path, entry) in updates { try table.apply(path, entry?.withoutFingerprint) }
             try meta.setSnapshot("snapshot.a", snapshotA)

@@ -112,6 +112,10 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         return LocalFileReader(handle: handle)
     }
 
+    /// Files up to this size that arrive in chunks (from the wire) are gathered in memory and
+    /// written in one step.
+    static let smallFileLimit: Int64 = 1 << 20
+
     public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
                           replacing: Entry?, backup: Bool) async throws -> Entry {
         let expected = withOwnFingerprint(replacing, at: path)
@@ -122,6 +126,22 @@ public final class LocalReplica: Replica, @unchecked Sendable {
             writer = try await blocking { [self] () throws(FileOperationError) in
                 let writer = try files.beginWrite(path, entry: entry)
                 try local.copy(into: writer)
+                try writer.seal(replacing: expected, attributes: attributes)
+                return writer
+            }
+        } else if entry.size <= Self.smallFileLimit {
+            // A small file from the wire: gather its chunks (already in memory), then create,
+            // write and seal it in one hop instead of one per step.
+            var chunks: [[UInt8]] = []
+            var received = 0
+            while Int64(received) <= entry.size, let chunk = try await source.read() {
+                received += chunk.count
+                chunks.append(chunk)
+            }
+            let gathered = chunks
+            writer = try await blocking { [self] () throws(FileOperationError) in
+                let writer = try files.beginWrite(path, entry: entry)
+                for chunk in gathered { try writer.append(chunk) }
                 try writer.seal(replacing: expected, attributes: attributes)
                 return writer
             }

@@ -28,8 +28,8 @@ struct Operation: Sendable {
     var backup: Bool
     /// The target holds the losing version of a conflict.
     var isConflictLoser: Bool
-    /// Index of the plan item this operation belongs to (for the summary).
-    var itemIndex: Int
+    /// The ledger slot of this operation's path (see `Ledger`).
+    var slot: Int
 
     var depth: Int { path.depth }
     var isDeletion: Bool { action == .remove }

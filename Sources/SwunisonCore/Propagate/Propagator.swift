@@ -148,11 +148,11 @@ public final class Propagator: Sendable {
                     result.succeeded.append(PathResult(path: state.path, agreed: source))
                     continue
                 }
-                ledger.begin(state.path, agreed: source, item: index)
+                let slot = ledger.begin(state.path, agreed: source, item: index)
                 let backup = isConflict || options.shouldBackup(state.path)
                 func op(_ action: Operation.Action, source: Entry?, expected: Entry?) -> Operation {
                     Operation(action: action, path: state.path, target: to, source: source, expected: expected,
-                              backup: backup, isConflictLoser: isConflict, itemIndex: index)
+                              backup: backup, isConflictLoser: isConflict, slot: slot)
                 }
                 guard let source else {
                     // Deleted on the source side: remove it on the target (Invariant 3 keeps a copy).
@@ -199,24 +199,24 @@ public final class Propagator: Sendable {
     /// Runs one depth level's operations concurrently, at most `maxConcurrentOperations` at once.
     private func runLevel(_ ops: [Operation], ledger: inout Ledger, result: inout PropagationResult,
                           progress: (@Sendable (RelativePath, Int64) -> Void)?) async {
-        let runnable = ops.filter { op in
-            if let reason = ledger.blockedReason(op) {
-                ledger.fail(op, message: reason, retryable: false)
-                result.failures.append(PathFailure(path: op.path, side: op.target, message: "\(op.path): \(reason)",
-                                                   isRetryable: false))
-                return false
-            }
-            return true
+        /// Whether `op` may run; a blocked one is recorded as failed here.
+        func mayRun(_ op: Operation) -> Bool {
+            guard let reason = ledger.blockedReason(op) else { return true }
+            ledger.fail(op, message: reason, retryable: false)
+            result.failures.append(PathFailure(path: op.path, side: op.target, message: "\(op.path): \(reason)",
+                                               isRetryable: false))
+            return false
         }
         let limit = max(1, options.maxConcurrentOperations)
         await withTaskGroup(of: Completed.self) { group in
             // Keep up to `limit` operations running; start the next one as each finishes.
             var started = 0
             var running = 0
-            while started < runnable.count || running > 0 {
-                while started < runnable.count && running < limit {
-                    let op = runnable[started]
+            while started < ops.count || running > 0 {
+                while started < ops.count && running < limit {
+                    let op = ops[started]
                     started += 1
+                    guard mayRun(op) else { continue }
                     running += 1
                     group.addTask { [self] in
                         // The await stands on its own line: Swift 6.3.1's optimiser returned a wrong
@@ -309,28 +309,35 @@ public final class Propagator: Sendable {
 }
 
 /// Bookkeeping of which paths are still pending, which succeeded and which failed.
+///
+/// One slot per path, in arrays indexed by the slot number each operation carries: no
+/// dictionary keyed by path, and the results are compacted in place at the end, because for an
+/// initial sync of 200,000 files these records are most of the run's memory.
 private struct Ledger {
-    private struct Pending {
-        var agreed: Entry?
-        var item: Int
-        var remaining = 0
-        var failed = false
-        var writtenA: Entry?? = .none
-        var writtenB: Entry?? = .none
-    }
-
-    private var pending: [RelativePath: Pending] = [:]
+    /// Per slot: the path, its agreed entry and what was written on each side.
+    private var results: [PathResult] = []
+    /// Per slot: operations not yet finished.
+    private var remaining: [Int32] = []
+    /// Per slot: an operation failed.
+    private var failed: [Bool] = []
+    /// Per slot: the plan item.
+    private var items: [Int32] = []
     /// Paths where an operation failed; anything beneath them is skipped.
     private var failedPaths: Set<RelativePath> = []
     /// Directories that still hold something that could not be removed.
     private var blockedDirectories: Set<RelativePath> = []
     private var failedItems: Set<Int> = []
 
-    mutating func begin(_ path: RelativePath, agreed: Entry?, item: Int) {
-        pending[path] = Pending(agreed: agreed, item: item)
+    /// Opens a slot for `path`; returns its number.
+    mutating func begin(_ path: RelativePath, agreed: Entry?, item: Int) -> Int {
+        results.append(PathResult(path: path, agreed: agreed, writtenA: .none, writtenB: .none))
+        remaining.append(0)
+        failed.append(false)
+        items.append(Int32(item))
+        return results.count - 1
     }
 
-    mutating func expect(_ op: Operation) { pending[op.path]?.remaining += 1 }
+    mutating func expect(_ op: Operation) { remaining[op.slot] += 1 }
 
     /// Why an operation must not run, if it must not.
     func blockedReason(_ op: Operation) -> String? {
@@ -338,6 +345,7 @@ private struct Ledger {
             if blockedDirectories.contains(op.path) { return "not removed: something inside it could not be removed" }
             return nil
         }
+        if failedPaths.isEmpty { return nil }
         if failedPaths.contains(op.path) { return "skipped: its previous version could not be removed" }
         var ancestor = op.path.parent
         while let p = ancestor, !p.isRoot {
@@ -348,16 +356,14 @@ private struct Ledger {
     }
 
     mutating func complete(_ op: Operation, written: Entry?) {
-        guard var p = pending[op.path] else { return }
-        p.remaining -= 1
-        if op.target == .a { p.writtenA = .some(written) } else { p.writtenB = .some(written) }
-        pending[op.path] = p
+        remaining[op.slot] -= 1
+        if op.target == .a { results[op.slot].writtenA = .some(written) } else { results[op.slot].writtenB = .some(written) }
     }
 
     mutating func fail(_ op: Operation, message: String, retryable: Bool) {
-        pending[op.path]?.failed = true
-        pending[op.path]?.remaining -= 1
-        if let item = pending[op.path]?.item { failedItems.insert(item) }
+        failed[op.slot] = true
+        remaining[op.slot] -= 1
+        failedItems.insert(Int(items[op.slot]))
         failedPaths.insert(op.path)
         if op.isDeletion {
             var ancestor = op.path.parent
@@ -368,13 +374,18 @@ private struct Ledger {
         }
     }
 
-    /// Paths whose every operation succeeded, and the items that had a failure.
-    func finish() -> ([PathResult], Set<Int>) {
-        var done: [PathResult] = []
-        done.reserveCapacity(pending.count)
-        for (path, p) in pending where !p.failed && p.remaining == 0 {
-            done.append(PathResult(path: path, agreed: p.agreed, writtenA: p.writtenA, writtenB: p.writtenB))
+    /// Paths whose every operation succeeded, and the items that had a failure. Consumes the
+    /// ledger's results (compacted in place, not copied).
+    mutating func finish() -> ([PathResult], Set<Int>) {
+        var kept = 0
+        for slot in results.indices where !failed[slot] && remaining[slot] == 0 {
+            if kept != slot { results.swapAt(kept, slot) }
+            kept += 1
         }
+        results.removeSubrange(kept...)
+        remaining = []; failed = []; items = []
+        let done = results
+        results = []
         return (done, failedItems)
     }
 }

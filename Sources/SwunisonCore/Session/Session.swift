@@ -227,22 +227,33 @@ public final class Session: Sendable {
         let snapshotA = UInt64.random(in: 1...UInt64.max)
         let snapshotB = UInt64.random(in: 1...UInt64.max)
         let t0 = ContinuousClock.now
-        try await replicas.a.commitBaseline(sortedForCommit(cacheUpdates[.a]!), snapshot: snapshotA)
+        // Sorted in place and handed over one at a time: for an initial sync these arrays hold
+        // every path, so no copies.
+        var updatesA = cacheUpdates.removeValue(forKey: .a)!
+        sortForCommit(&updatesA)
+        try await replicas.a.commitBaseline(updatesA, snapshot: snapshotA)
+        updatesA = []
         let t1 = ContinuousClock.now
-        try await replicas.b.commitBaseline(sortedForCommit(cacheUpdates[.b]!), snapshot: snapshotB)
+        var updatesB = cacheUpdates.removeValue(forKey: .b)!
+        sortForCommit(&updatesB)
+        try await replicas.b.commitBaseline(updatesB, snapshot: snapshotB)
+        updatesB = []
         let t2 = ContinuousClock.now
-        try archive.commit(updates: sortedForCommit(archiveUpdates).map { ($0.path, $0.entry) },
+        let archiveCount = archiveUpdates.count
+        sortForCommit(&archiveUpdates)
+        try archive.commit(updates: archiveUpdates.lazy.map { ($0.path, $0.entry) },
                            snapshotA: snapshotA, snapshotB: snapshotB)
         logger.info("commit times: updates \(seconds(t0 - started)), cache A \(seconds(t1 - t0)), cache B \(seconds(t2 - t1)), archive \(seconds(ContinuousClock.now - t2)); \(residentMemory())")
-        logger.info("committed \(archiveUpdates.count) archive updates")
+        logger.info("committed \(archiveCount) archive updates")
     }
 
-    /// Updates sorted in walk order, with a deletion of a directory applied before anything
+    /// Sorts updates in walk order, with a deletion of a directory applied before anything
     /// recreated beneath it is written (deletions remove whole subtrees).
-    private func sortedForCommit(_ updates: [BaselineUpdate]) -> [BaselineUpdate] {
-        updates.sorted { l, r in
-            if l.path == r.path { return l.entry == nil && r.entry != nil }
-            return l.path < r.path
+    private func sortForCommit(_ updates: inout [BaselineUpdate]) {
+        updates.sort { l, r in
+            let order = RelativePath.compare(l.path.bytes, r.path.bytes)
+            if order == 0 { return l.entry == nil && r.entry != nil }
+            return order < 0
         }
     }
 
