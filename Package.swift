@@ -52,7 +52,8 @@ let package = Package(
             "SwunisonCore", "SwunisonModel", "SwunisonProfile", "SwunisonFS", "SwunisonStorage", "SwunisonTestSupport",
         ]),
         .testTarget(name: "SwunisonWireTests", dependencies: [
-            "SwunisonWire", "SwunisonCore", "SwunisonModel", "SwunisonFS", "SwunisonSSH", "SwunisonTestSupport",
+            "SwunisonWire", "SwunisonCore", "SwunisonModel", "SwunisonFS", "SwunisonSSH", "SwunisonStorage",
+            "SwunisonReconcile", "SwunisonTestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SwunisonSSHTests", dependencies: ["SwunisonSSH", "SwunisonTestSupport"]),
         .testTarget(name: "SwunisonEndToEndTests", dependencies: ["SwunisonModel", "SwunisonTestSupport"]),
