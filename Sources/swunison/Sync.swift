@@ -113,6 +113,7 @@ struct SyncRun {
         options.confirmBigDeletes = profile.confirmBigDeletes
         options.retry = profile.retry
         options.dryRun = profile.dryRun
+        options.links = profile.links
         let rules = profile.backup
         if rules.ignore.isEmpty {
             // No `backup` patterns: keep every replaced or deleted version except `backupnot` ones.

@@ -41,10 +41,12 @@ struct Fixture {
                          maxBackups: 2, attributes: AttributeSelection())
     }
 
-    func run(retry: Int = 0, prefer: Prefer? = .newer, interface: HookedInterface = HookedInterface()) async throws -> RunSummary {
+    func run(retry: Int = 0, prefer: Prefer? = .newer, links: Bool = true,
+             interface: HookedInterface = HookedInterface()) async throws -> RunSummary {
         let archive = try Archive.open(path: state + "/archive.db", roots: [a, b])
         var options = SessionOptions(reconcile: ReconcileOptions(prefer: prefer), cacheKey: "test")
         options.retry = retry
+        options.links = links
         let session = Session(options: options, replicas: ReplicaPair(a: try replica(a), b: try replica(b)),
                               archive: archive, interface: interface, logger: Logger(label: "test"))
         return try await session.run()
@@ -53,6 +55,30 @@ struct Fixture {
 
 @Suite("Session on two local replicas")
 struct SessionTests {
+    @Test("links = false: a changed symlink is reported and left alone on both sides (Unison's behaviour); links = true syncs it")
+    func linksFalseLeavesSymlinksAlone() async throws {
+        let f = try Fixture("core-links")
+        try TestFiles.write(f.a + "/file", "content")
+        try FileManager.default.createSymbolicLink(atPath: f.a + "/link", withDestinationPath: "file")
+        let first = try await f.run(links: false)
+        #expect(first.exitCode == 2)
+        #expect(first.problems.contains { $0.1.path.description == "link" && $0.1.message.contains("links = false") })
+        #expect(TestFiles.read(f.b + "/file") == "content")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: f.b + "/link")) == nil)
+        // Other changes still propagate; the unsynchronised symlink is reported again, and a new
+        // one on B is left alone too.
+        try FileManager.default.removeItem(atPath: f.a + "/file")
+        try FileManager.default.createSymbolicLink(atPath: f.b + "/other", withDestinationPath: "gone")
+        let second = try await f.run(links: false)
+        #expect(second.problems.map(\.1.path.description).sorted() == ["link", "other"])
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: f.b + "/other") == "gone")
+        // With links = true both symlinks propagate.
+        let third = try await f.run(links: true)
+        #expect(third.exitCode == 0)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: f.b + "/link") == "file")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: f.a + "/other") == "gone")
+    }
+
     @Test("a file changed between scan and propagation is not clobbered, and the retry copies the new content")
     func changedDuringSyncIsRetried() async throws {
         let f = try Fixture("core-retweak")

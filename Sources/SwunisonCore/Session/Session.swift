@@ -84,7 +84,15 @@ public final class Session: Sendable {
         logger.info("scanned: A \(sideA.result.entryCount) entries, \(sideA.changes.count) changed (\(sideA.result.isDelta ? "delta" : "full")); B \(sideB.result.entryCount) entries, \(sideB.changes.count) changed (\(sideB.result.isDelta ? "delta" : "full")) in \(seconds(ContinuousClock.now - scanStarted)), \(residentMemory())")
 
         // Paths a scan could not read are left out of this run on both sides.
-        let problems = sideA.result.problems.map { (Side.a, $0) } + sideB.result.problems.map { (Side.b, $0) }
+        var problems = sideA.result.problems.map { (Side.a, $0) } + sideB.result.problems.map { (Side.b, $0) }
+        if !options.links {
+            for (side, scan) in [(Side.a, sideA), (Side.b, sideB)] {
+                for change in scan.changes where change.new?.kind == .symlink || change.old?.kind == .symlink {
+                    problems.append((side, ScanProblem(path: change.path,
+                        message: "is a symbolic link and links = false: not synchronised (set links = true to synchronise it)")))
+                }
+            }
+        }
         if !isRetry { summary.problems += problems }
         let excluded = problems.map(\.1.path)
 

@@ -26,6 +26,11 @@ public struct SessionOptions: Sendable {
     /// The scan cache name of one side's replica.
     public func cacheKey(for side: Side) -> String { cacheKey + "-" + side.description }
 
+    /// Synchronise symbolic links (`links`). When false, as in Unison, a symlink that changed
+    /// (appeared, changed or went away) is an error of the scan: its path is left alone on both
+    /// sides and reported, never followed and never deleted.
+    public var links = true
+
     /// Operations in flight at once.
     public var maxConcurrentOperations = 32
 
