@@ -20,16 +20,21 @@ import SwunisonModel
 ///   (Invariant 6: never reported as mass deletion); errors from the cursor or the sink.
 public func scan<Cursor: BaselineCursor>(root: DirectoryFD, baseline: inout Cursor, options: ScanOptions,
                                          sink: ([ScanChange]) throws -> Void) throws -> ScanOutcome {
-    try withoutActuallyEscaping(sink) { sink in
-        let walk = ScanWalk(root: root, cursor: baseline, options: options, sink: sink)
-        defer { baseline = walk.cursor }
-        try walk.run()
-        return walk.outcome
+    // The walk itself is not generic: a cursor type from another module would otherwise leave
+    // the whole hot loop unspecialised (runtime generic metadata lookups on every row).
+    var cursor = baseline
+    defer { baseline = cursor }
+    return try withoutActuallyEscaping(sink) { sink in
+        try withoutActuallyEscaping({ () throws -> BaselineEntry? in try cursor.next() }) { next in
+            let walk = ScanWalk(root: root, next: next, options: options, sink: sink)
+            try walk.run()
+            return walk.outcome
+        }
     }
 }
 
 /// One scan in progress: the walk stack, the baseline lookahead and the pending batch.
-private final class ScanWalk<Cursor: BaselineCursor> {
+private final class ScanWalk {
     /// A directory whose names are being visited.
     struct Frame {
         var directory: DirectoryFD
@@ -40,7 +45,8 @@ private final class ScanWalk<Cursor: BaselineCursor> {
     }
 
     let root: DirectoryFD
-    var cursor: Cursor
+    /// The baseline cursor's `next`.
+    let nextRow: () throws -> BaselineEntry?
     let options: ScanOptions
     let sink: ([ScanChange]) throws -> Void
     var outcome = ScanOutcome()
@@ -64,9 +70,10 @@ private final class ScanWalk<Cursor: BaselineCursor> {
     /// Files modified after this instant get an untrusted fingerprint.
     let recentThreshold: Nanoseconds
 
-    init(root: DirectoryFD, cursor: Cursor, options: ScanOptions, sink: @escaping ([ScanChange]) throws -> Void) {
+    init(root: DirectoryFD, next: @escaping () throws -> BaselineEntry?, options: ScanOptions,
+         sink: @escaping ([ScanChange]) throws -> Void) {
         self.root = root
-        self.cursor = cursor
+        self.nextRow = next
         self.options = options
         self.sink = sink
         self.targets = Self.normalise(options.paths)
@@ -92,7 +99,7 @@ private final class ScanWalk<Cursor: BaselineCursor> {
 
     func run() throws {
         try checkRoot()
-        head = try cursor.next()
+        head = try nextRow()
         if targets.isEmpty {
             // A descriptor of our own: the caller's root may be in use elsewhere, and a directory
             // descriptor carries a read offset.
@@ -338,7 +345,7 @@ private final class ScanWalk<Cursor: BaselineCursor> {
 
     // MARK: - Baseline cursor
 
-    func advance() throws { head = try cursor.next() }
+    func advance() throws { head = try nextRow() }
 
     /// Disposes of every baseline row before `bound` in walk order (all rows when nil): none of
     /// them was seen on disk, so each is gone.
