@@ -2,12 +2,30 @@ import Glibc
 import Synchronization
 import SwunisonModel
 
-/// Writes frames to a stream from any number of tasks, one frame at a time, so frames never
-/// interleave. Blocks while the peer's window is full: that is the protocol's backpressure.
+/// Writes frames to a stream from any number of tasks, whole frames only, so frames never
+/// interleave, and in the order each task sent them.
+///
+/// Group writes: while one task is writing (over SSH a write encrypts and may wait for the
+/// channel window), frames sent by others are queued, and the writer sends all of them in one
+/// write when its own is done. Hundreds of small requests or replies in flight then cost a few
+/// large writes (and SSH packets) instead of one each. The queue is bounded: past
+/// ``queueLimit`` bytes a sender waits for the stream like a plain blocking write, which is the
+/// protocol's backpressure (the peer's window is full).
 final class FrameSender: Sendable {
     let stream: any ByteStream
     private let encoder = FrameEncoder()
-    private let lock = Mutex<Bool>(false)  // true once the stream failed
+
+    private struct State {
+        var failed = false
+        /// A task is writing and will send `queued` before it stops.
+        var writing = false
+        var queued: [UInt8] = []
+    }
+    private let state = Mutex(State())
+    /// Held while bytes go to the stream: one writer at a time.
+    private let writeLock = Mutex(())
+    /// Bytes that may wait in the queue before senders block.
+    static let queueLimit = 1 << 20
 
     init(stream: any ByteStream) { self.stream = stream }
 
@@ -18,15 +36,39 @@ final class FrameSender: Sendable {
         try send(raw: bytes)
     }
 
-    /// Writes already encoded frame bytes.
+    /// Writes already encoded frame bytes (or queues them for the task that is writing).
+    /// - Throws: the stream's error when this task wrote and the write failed, or when the
+    ///   stream had already failed. A frame queued for another writer whose write then fails is
+    ///   lost with the connection, which fails every request still waiting for a reply.
     func send(raw bytes: [UInt8]) throws {
-        try lock.withLock { failed in
-            if failed { throw WireError.peerClosed("stream already failed") }
-            do {
-                try bytes.withUnsafeBytes { try stream.write($0) }
-            } catch {
-                failed = true
-                throw error
+        let queued = try state.withLock { s throws -> Bool in
+            if s.failed { throw WireError.peerClosed("stream already failed") }
+            guard s.writing, s.queued.count + bytes.count <= Self.queueLimit else { return false }
+            s.queued.append(contentsOf: bytes)
+            return true
+        }
+        if queued { return }
+        try writeLock.withLock { _ throws in
+            // Whatever was queued before this frame goes first (per-task order is kept).
+            var chunk = try state.withLock { s throws -> [UInt8] in
+                if s.failed { throw WireError.peerClosed("stream already failed") }
+                s.writing = true
+                defer { s.queued = [] }
+                return s.queued
+            }
+            chunk.append(contentsOf: bytes)
+            while !chunk.isEmpty {
+                do {
+                    try chunk.withUnsafeBytes { try stream.write($0) }
+                } catch {
+                    state.withLock { s in s.failed = true; s.writing = false; s.queued = [] }
+                    throw error
+                }
+                chunk = state.withLock { s in
+                    defer { s.queued = [] }
+                    if s.queued.isEmpty { s.writing = false }
+                    return s.queued
+                }
             }
         }
     }
