@@ -125,6 +125,10 @@ struct SyncRun {
         // shared syncfs cover hundreds of new files instead of a few (see GroupSync). Only a few
         // I/O threads run them, so this costs memory, not contention.
         options.maxConcurrentOperations = 512
+        if profile.roots.contains(where: { if case .ssh = $0 { true } else { false } }) {
+            // One wave for a typical batch of small changes across a 100 ms link.
+            options.maxConcurrentOperations = 1024
+        }
         if let text = getenv("SWUNISON_IN_FLIGHT"), let n = Int(String(cString: text)), n > 0 { options.maxConcurrentOperations = n }
         return options
     }

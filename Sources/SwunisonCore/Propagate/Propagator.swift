@@ -20,6 +20,9 @@ public struct PropagationOptions: Sendable {
     public var shouldBackup: @Sendable (RelativePath) -> Bool
     /// How many operations may be in flight at once (many for a distant replica).
     public var maxConcurrentOperations: Int
+    /// How much file content those operations may carry at once (each copy counts its size, up
+    /// to 4 MiB); one operation always runs, whatever its size.
+    public var maxBytesInFlight: Int64 = 64 << 20
 
     public init(attributes: AttributeSelection, shouldBackup: @escaping @Sendable (RelativePath) -> Bool = { _ in true },
                 maxConcurrentOperations: Int = 32) {
@@ -212,12 +215,18 @@ public final class Propagator: Sendable {
             // Keep up to `limit` operations running; start the next one as each finishes.
             var started = 0
             var running = 0
+            var bytesInFlight: Int64 = 0
             while started < ops.count || running > 0 {
                 while started < ops.count && running < limit {
                     let op = ops[started]
+                    // Content in flight is bounded too: hundreds of large files at once would
+                    // each buffer up to their flow-control window on the receiving side.
+                    let weight = Self.contentWeight(op)
+                    if running > 0 && bytesInFlight + weight > options.maxBytesInFlight { break }
                     started += 1
                     guard mayRun(op) else { continue }
                     running += 1
+                    bytesInFlight += weight
                     group.addTask { [self] in
                         // The await stands on its own line: Swift 6.3.1's optimiser returned a wrong
                         // captured value from `return (captured, .success(try await f()))`.
@@ -232,6 +241,7 @@ public final class Propagator: Sendable {
                 guard let completed = await group.next() else { break }
                 running -= 1
                 let op = completed.op
+                bytesInFlight -= Self.contentWeight(op)
                 let outcome = completed.outcome
                 switch outcome {
                 case .success(let done):
@@ -251,6 +261,13 @@ public final class Propagator: Sendable {
                 }
             }
         }
+    }
+
+    /// What an operation may hold in memory on either side while it runs: a copy's content, up to
+    /// the 4 MiB a stream buffers at most; nothing for the others.
+    private static func contentWeight(_ op: Operation) -> Int64 {
+        guard op.action == .copyFile, let size = op.source?.size else { return 0 }
+        return min(size, 4 << 20)
     }
 
     /// A finished operation and how it went.

@@ -1,0 +1,98 @@
+import Foundation
+import Synchronization
+import Testing
+import SwunisonCore
+import SwunisonModel
+import SwunisonReconcile
+import SwunisonTestSupport
+
+/// A replica that forwards to a real one and records how many writes overlapped.
+final class CountingReplica: Replica, @unchecked Sendable {
+    let inner: any Replica
+    private let counts = Mutex<(now: Int, peak: Int)>((0, 0))
+    var peakConcurrentWrites: Int { counts.withLock { $0.peak } }
+
+    init(_ inner: any Replica) { self.inner = inner }
+
+    var displayName: String { inner.displayName }
+    func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
+        try await inner.scan(request, sink: sink)
+    }
+    func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
+        try await inner.openFile(path, expected: expected)
+    }
+    func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
+                   backup: Bool) async throws -> Entry {
+        counts.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+        defer { counts.withLock { $0.now -= 1 } }
+        // Hold the slot a little, so that overlapping writes would be seen.
+        try await Task.sleep(for: .milliseconds(20))
+        return try await inner.writeFile(path, entry: entry, from: source, replacing: replacing, backup: backup)
+    }
+    func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try await inner.makeDirectory(path, entry: entry, replacing: replacing, backup: backup)
+    }
+    func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
+        try await inner.makeSymlink(path, entry: entry, replacing: replacing, backup: backup)
+    }
+    func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
+        try await inner.remove(path, expected: expected, backup: backup)
+    }
+    func backup(_ path: RelativePath, expected: Entry) async throws -> String {
+        try await inner.backup(path, expected: expected)
+    }
+    func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
+        try await inner.setAttributes(path, expected: expected, to: entry)
+    }
+    func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
+        try await inner.commitBaseline(updates, snapshot: snapshot)
+    }
+    func close() async { await inner.close() }
+}
+
+@Suite("Propagation limits")
+struct PropagatorLimitsTests {
+    @Test("file content in flight is bounded: large files run a few at a time, small ones many at once")
+    func bytesInFlightAreBounded() async throws {
+        let f = try Fixture("core-bytes-in-flight")
+        let big = String(repeating: "x", count: 3 << 20)
+        for i in 0..<6 { try TestFiles.write(f.a + "/big\(i)", big) }
+        for i in 0..<40 { try TestFiles.write(f.a + "/small\(i)", "s\(i)") }
+
+        let a = try f.replica(f.a), b = CountingReplica(try f.replica(f.b))
+        // A full scan of A gives each file's entry with its digest; one plan item per file, as
+        // reconcile makes them for new files on A.
+        let seen = Mutex<[ScanChange]>([])
+        _ = try await a.scan(ScanRequest(cacheKey: "limits-a")) { batch in seen.withLock { $0 += batch } }
+        let changes = seen.withLock { $0 }.filter { $0.new?.kind == .file }
+        let plan = try changes.map { c in
+            PlanItem(state: PathState(path: c.path, archive: nil, a: try #require(c.new), b: nil),
+                     decision: .propagate(from: .a), changeA: .new(.file), changeB: .unchanged)
+        }
+        let bigs = plan.filter { $0.path.description.hasPrefix("big") }
+        let smallItems = plan.filter { $0.path.description.hasPrefix("small") }
+        #expect(bigs.count == 6 && smallItems.count == 40)
+
+        let bigOnly = Propagator(replicas: ReplicaPair(a: a, b: b), options: {
+            var o = PropagationOptions(attributes: AttributeSelection(), maxConcurrentOperations: 64)
+            o.maxBytesInFlight = 7 << 20
+            return o
+        }())
+        let result = await bigOnly.run(bigs)
+        #expect(result.failures.isEmpty, "\(result.failures)")
+        // 3 MiB each against a 7 MiB budget: at most two at once.
+        #expect(b.peakConcurrentWrites == 2)
+
+        let smalls = CountingReplica(try f.replica(f.b))
+        let many = Propagator(replicas: ReplicaPair(a: a, b: smalls), options: {
+            var o = PropagationOptions(attributes: AttributeSelection(), maxConcurrentOperations: 64)
+            o.maxBytesInFlight = 7 << 20
+            return o
+        }())
+        let second = await many.run(smallItems)
+        #expect(second.failures.isEmpty, "\(second.failures)")
+        #expect(smalls.peakConcurrentWrites > 2)
+        #expect(TestFiles.read(f.b + "/big5") == big && TestFiles.read(f.b + "/small39") == "s39")
+        await a.close(); await b.close()
+    }
+}
