@@ -199,15 +199,29 @@ struct ProfileBuilder {
         case "dontchmod":
             profile.dontChmod = try Self.bool(value, name, origin)
             dontChmodOrigin = origin
-        case "numericids": profile.numericIds = try Self.bool(value, name, origin)
+        case "numericids":
+            profile.numericIds = try Self.bool(value, name, origin)
+            if !profile.numericIds {
+                note(name, origin, "numericids = false has no effect: swunison always keeps owner and group by number (as numericids = true)")
+            }
         case "backups": backupsEverything = try Self.bool(value, name, origin)
         case "log": profile.log = try Self.bool(value, name, origin)
         case "silent": profile.silent = try Self.bool(value, name, origin)
         case "terse": profile.terse = try Self.bool(value, name, origin)
-        case "copyonconflict": profile.copyOnConflict = try Self.bool(value, name, origin)
+        case "copyonconflict":
+            profile.copyOnConflict = try Self.bool(value, name, origin)
+            note(name, origin, "copyonconflict has no effect: swunison always keeps the losing version of a conflict, in backupdir")
         case "ignorearchives": profile.ignoreArchives = try Self.bool(value, name, origin)
-        case "ignorelocks": profile.ignoreLocks = try Self.bool(value, name, origin)
-        case "ignoreinodenumbers": profile.ignoreInodeNumbers = try Self.bool(value, name, origin)
+        case "ignorelocks":
+            profile.ignoreLocks = try Self.bool(value, name, origin)
+            if profile.ignoreLocks {
+                note(name, origin, "ignorelocks has no effect: swunison's lock is released by the kernel when its run ends, so it is never stale")
+            }
+        case "ignoreinodenumbers":
+            profile.ignoreInodeNumbers = try Self.bool(value, name, origin)
+            if profile.ignoreInodeNumbers {
+                note(name, origin, "ignoreinodenumbers has no effect: a file whose inode number changed is only rehashed, never reported as changed when its content is the same")
+            }
         case "addversionno": profile.ssh.addVersionNumber = try Self.bool(value, name, origin)
         case "serverdeploy": profile.ssh.deployServer = try Self.bool(value, name, origin)
         case "sshcompression": profile.ssh.compression = try Self.bool(value, name, origin)
@@ -216,7 +230,9 @@ struct ProfileBuilder {
         case "links": profile.links = try Self.boolWithDefault(value, name, origin) ?? true
         case "retry": profile.retry = try Self.int(value, name, origin, minimum: 0)
         case "maxbackups": profile.maxBackups = try Self.int(value, name, origin, minimum: 0)
-        case "maxerrors": profile.maxErrors = try Self.int(value, name, origin, minimum: 0)
+        case "maxerrors":
+            profile.maxErrors = try Self.int(value, name, origin, minimum: 0)
+            note(name, origin, "maxerrors has no effect: swunison propagates every path on its own and reports each failure, it never aborts a directory's transfer")
         case "perms":
             let mask = try Self.int(value, name, origin)
             profile.attributes.permissionMask = UInt32(truncatingIfNeeded: mask) & 0o7777
@@ -243,8 +259,12 @@ struct ProfileBuilder {
                 throw .badValue(Diagnostic(at: origin, "bad value '\(value)' for backuploc: expected central or local"))
             }
             profile.backupLocation = location
-        case "backupprefix": profile.backupPrefix = value
-        case "backupsuffix": profile.backupSuffix = value
+            if location == .local {
+                note(name, origin, "backuplocation = local has no effect: swunison keeps backups in backupdir")
+            }
+        case "backupprefix", "backupsuffix":
+            if name == "backupprefix" { profile.backupPrefix = value } else { profile.backupSuffix = value }
+            note("backupname", origin, "\(name) has no effect: swunison names backups .bak.N.NAME, in backupdir")
         case "logfile":
             profile.logFile = value.isEmpty ? nil
                 : Root.resolveLocal(value, relativeTo: loader.profileDirectory, home: loader.homeDirectory)
@@ -266,6 +286,12 @@ struct ProfileBuilder {
 
     /// Checks the merged result: exactly two roots, `prefer`/`force` naming one of them, and
     /// the compiled pattern sets.
+    /// A one-line warning, once per preference, for a setting swunison accepts but does not act
+    /// on, saying what it does instead.
+    private mutating func note(_ name: String, _ origin: SettingOrigin, _ text: String) {
+        if warned.insert(name).inserted { profile.warnings.append(Diagnostic(at: origin, text)) }
+    }
+
     mutating func finish() throws(ProfileError) -> Profile {
         if profile.roots.count != 2 {
             let file = profile.sourceFile

@@ -29,16 +29,32 @@ extension Swunison {
                 throw ExitStatus.fatal(error, console: console)
             }
             for warning in profile.warnings where !profile.silent { console.err("warning: \(warning)") }
-            let summary: RunSummary
-            do {
-                summary = try await SyncRun(profile: profile, console: console).run()
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                throw ExitStatus.fatal(error, console: console)
+            if profile.watch {
+                // Watch mode (inotify on both hosts) is not part of this release. Saying so beats
+                // running once and exiting, which a systemd service would restart in a loop.
+                console.err("swunison: watch mode (--watch, repeat = watch) is not available in swunison \(SwunisonVersion.current); "
+                    + "use repeat = SECONDS (a run every SECONDS) or a systemd timer running '\(profile.name) -batch'")
+                throw ExitCode(3)
             }
-            let code = summary.exitCode
-            if code != 0 { throw ExitCode(code) }
+            while true {
+                let summary: RunSummary
+                do {
+                    summary = try await SyncRun(profile: profile, console: console).run()
+                } catch let exit as ExitCode {
+                    throw exit
+                } catch {
+                    throw ExitStatus.fatal(error, console: console)
+                }
+                let code = summary.exitCode
+                // `repeat = SECONDS` (Unison's): run again after that long, whatever this run's
+                // outcome; a fatal error (exit 3) still stops.
+                guard let interval = profile.repeatIntervalSeconds, code != 3 else {
+                    if code != 0 { throw ExitCode(code) }
+                    return
+                }
+                if !profile.silent { console.out("next run in \(interval) s (repeat = \(interval))") }
+                try await Task.sleep(for: .seconds(interval))
+            }
         }
     }
 }

@@ -58,6 +58,32 @@ struct SyncCommandTests {
         #expect(s.read("a", "f") == "one" && s.read("b", "f") == "two")
     }
 
+    @Test("repeat = SECONDS runs again after that long (Unison's repeat), picking up new changes")
+    func repeatRunsAgain() throws {
+        let s = try Sandbox("e2e-repeat")
+        try s.profile("t", ["batch = true", "prefer = newer", "repeat = 1"])
+        try s.write("a", "first", "1")
+        // A file that appears after the first run must arrive with a later one.
+        let path = s.a + "/second"
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.2) { try? TestFiles.write(path, "2") }
+        let run = try SwunisonBinary.run(["t"], environment: ["SWUNISON": s.profiles, "HOME": s.dir.path], timeout: 4.5)
+        #expect(run.stdout.contains("next run in 1 s (repeat = 1)"), "\(run)")
+        #expect(s.read("b", "first") == "1" && s.read("b", "second") == "2", "\(run)")
+    }
+
+    @Test("--watch and repeat = watch say that watch mode is not available, exit 3, touch nothing")
+    func watchIsRefusedClearly() throws {
+        let s = try Sandbox("e2e-watch")
+        try s.profile()
+        try s.write("a", "x", "x")
+        let flag = try s.run(["t", "--watch"])
+        #expect(flag.status == 3 && flag.stderr.contains("watch mode (--watch, repeat = watch) is not available"), "\(flag)")
+        try s.profile("w", ["batch = true", "repeat = watch"])
+        let pref = try s.run(["w"])
+        #expect(pref.status == 3 && pref.stderr.contains("use repeat = SECONDS"), "\(pref)")
+        #expect(s.read("b", "x") == nil)
+    }
+
     @Test("--dry-run prints the plan and changes neither replica nor archive")
     func dryRun() throws {
         let s = try Sandbox("e2e-dry")

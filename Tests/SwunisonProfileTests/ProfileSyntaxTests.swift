@@ -117,7 +117,9 @@ import SwunisonModel
         #expect(p.ssh.addVersionNumber && p.ssh.deployServer && p.ssh.compression)
         #expect(p.ssh.keepAliveSeconds == 30 && p.ssh.timeoutSeconds == nil)
         #expect(p.ssh.port == 2222 && p.ssh.user == "alice")
-        #expect(p.warnings.isEmpty)
+        // Accepted, typed, and each noted once with what swunison does instead.
+        #expect(p.warnings.map { String($0.message.prefix { $0 != " " }) }.sorted() ==
+                ["backuplocation", "backupprefix", "copyonconflict", "ignoreinodenumbers", "ignorelocks", "maxerrors"])
     }
 
     @Test("perms values as real profiles write them", arguments: [

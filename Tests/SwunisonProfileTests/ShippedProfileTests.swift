@@ -49,8 +49,13 @@ import SwunisonModel
         let dir = TempDir()
         dir.write("prf/example-all.prf", enabled.joined(separator: "\n"))
         let all = try dir.loader.load(arguments: ["example-all"])
-        #expect(all.warnings.isEmpty)
-        #expect(all.batch == false && all.prefer == .newer && all.force == .side(.a) && all.watch)
+        // Only the settings swunison accepts without acting on them, each saying what it does instead.
+        #expect(all.warnings.map(\.message).sorted() == [
+            "backupprefix has no effect: swunison names backups .bak.N.NAME, in backupdir",
+            "copyonconflict has no effect: swunison always keeps the losing version of a conflict, in backupdir",
+            "maxerrors has no effect: swunison propagates every path on its own and reports each failure, it never aborts a directory's transfer",
+        ])
+        #expect(all.batch == false && all.prefer == .newer && all.force == .side(.a) && !all.watch && all.repeatIntervalSeconds == 3600)
         #expect(all.dontChmod && all.attributes.permissionMask == 0)
         #expect(!all.paths.isEmpty && !all.ignore.isEmpty && !all.backup.isEmpty)
 
