@@ -73,22 +73,20 @@ struct PropagatorLimitsTests {
         let smallItems = plan.filter { $0.path.description.hasPrefix("small") }
         #expect(bigs.count == 6 && smallItems.count == 40)
 
-        let bigOnly = Propagator(replicas: ReplicaPair(a: a, b: b), options: {
-            var o = PropagationOptions(attributes: AttributeSelection(), maxConcurrentOperations: 64)
-            o.maxBytesInFlight = 7 << 20
-            return o
-        }())
+        // 64 operations may run at once, but only 7 MiB of content.
+        func propagator(to target: any Replica) -> Propagator {
+            var options = PropagationOptions(attributes: AttributeSelection(), maxConcurrentOperations: 64)
+            options.maxBytesInFlight = 7 << 20
+            return Propagator(replicas: ReplicaPair(a: a, b: target), options: options)
+        }
+        let bigOnly = propagator(to: b)
         let result = await bigOnly.run(bigs)
         #expect(result.failures.isEmpty, "\(result.failures)")
         // 3 MiB each against a 7 MiB budget: at most two at once.
         #expect(b.peakConcurrentWrites == 2)
 
         let smalls = CountingReplica(try f.replica(f.b))
-        let many = Propagator(replicas: ReplicaPair(a: a, b: smalls), options: {
-            var o = PropagationOptions(attributes: AttributeSelection(), maxConcurrentOperations: 64)
-            o.maxBytesInFlight = 7 << 20
-            return o
-        }())
+        let many = propagator(to: smalls)
         let second = await many.run(smallItems)
         #expect(second.failures.isEmpty, "\(second.failures)")
         #expect(smalls.peakConcurrentWrites > 2)

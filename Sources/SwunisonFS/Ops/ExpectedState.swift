@@ -71,14 +71,7 @@ extension ReplicaFiles {
             throw .system(path: path, operation: purpose, error)
         }
         guard let fd = opened else { return try openRegularFile(at: try locate(path), path: path, purpose: purpose) }
-        do throws(FileOperationError) {
-            let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
-            guard status.kind == .file else { throw .changedDuringSync(path) }
-            return (fd, status)
-        } catch {
-            close(fd)
-            throw error
-        }
+        return try regularFileStatus(fd, path: path)
     }
 
     /// Opens the regular file at `location` for reading (never through a link) and stats it.
@@ -94,6 +87,11 @@ extension ReplicaFiles {
         } catch {
             throw .system(path: path, operation: purpose, error)
         }
+        return try regularFileStatus(fd, path: path)
+    }
+
+    /// `fstat` of a just-opened descriptor, which must be a regular file; closes it on failure.
+    private func regularFileStatus(_ fd: Int32, path: RelativePath) throws(FileOperationError) -> (Int32, FileStatus) {
         do throws(FileOperationError) {
             let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
             guard status.kind == .file else { throw .changedDuringSync(path) }
