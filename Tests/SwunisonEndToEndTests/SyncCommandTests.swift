@@ -65,8 +65,8 @@ struct SyncCommandTests {
         try s.write("a", "first", "1")
         // A file that appears after the first run must arrive with a later one.
         let path = s.a + "/second"
-        DispatchQueue.global().asyncAfter(deadline: .now() + 1.2) { try? TestFiles.write(path, "2") }
-        let run = try SwunisonBinary.run(["t"], environment: ["SWUNISON": s.profiles, "HOME": s.dir.path], timeout: 4.5)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.0) { try? TestFiles.write(path, "2") }
+        let run = try SwunisonBinary.run(["t"], environment: ["SWUNISON": s.profiles, "HOME": s.dir.path], timeout: 10)
         #expect(run.stdout.contains("next run in 1 s (repeat = 1)"), "\(run)")
         #expect(s.read("b", "first") == "1" && s.read("b", "second") == "2", "\(run)")
     }

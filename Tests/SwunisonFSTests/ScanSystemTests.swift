@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import SwunisonFS
+@testable import SwunisonFS
 import SwunisonModel
 import Testing
 
@@ -30,6 +30,15 @@ import Testing
         try tree.write("real/file", "f")
         #expect(try errno(opening: "real/file") == ENOTDIR)
         #expect(try errno(opening: "real/missing/x") == ENOENT)
+        // The component walk used where the kernel lacks openat2 refuses the same way.
+        func walkErrno(_ path: String) throws -> Int32? {
+            let target = try scanPath(path)
+            do { _ = try root.openDirectoryByComponents(at: target); return nil } catch { return error.errno }
+        }
+        #expect(try walkErrno("real/inner") == nil)
+        #expect(try walkErrno("alias/inner") == ENOTDIR)
+        #expect(try walkErrno("real/file") == ENOTDIR)
+        #expect(try walkErrno("real/missing/x") == ENOENT)
     }
 
     @Test func lstatReportsEachKindWithoutFollowing() throws {

@@ -71,6 +71,12 @@ public final class DirectoryFD: @unchecked Sendable {
                 throw SystemCallError("openat2", errno: -result)
             }
         }
+        return try openDirectoryByComponents(at: path)
+    }
+
+    /// The fallback of ``openDirectory(at:)`` for kernels without openat2: one `openat(O_NOFOLLOW |
+    /// O_DIRECTORY)` per component, so a symlink anywhere fails with `ENOTDIR`.
+    func openDirectoryByComponents(at path: RelativePath) throws(SystemCallError) -> DirectoryFD {
         var current = self
         for component in path.components {
             current = try current.openDirectory(component)
