@@ -10,7 +10,8 @@ import Synchronization
 /// disk would sit idle while they wait. Each worker here is a serial queue (Dispatch gives each
 /// its own thread when needed), so exactly `count` operations can be in the kernel at a time:
 /// enough to overlap I/O waits, few enough that threads do not spin on the same directory's
-/// lock. Work is handed out round-robin.
+/// lock. Work goes to the worker with the fewest jobs queued, so one long job (a large file
+/// copied in one go) does not hold up the jobs queued behind it.
 final class BlockingWorkers: Sendable {
     /// The process-wide workers shared by every local replica (both roots of a local pair, or
     /// the server's one root).
@@ -22,15 +23,24 @@ final class BlockingWorkers: Sendable {
     }
 
     private let queues: [DispatchQueue]
-    private let next = Atomic<Int>(0)
+    /// Jobs queued or running per worker.
+    private let load: Mutex<[Int]>
 
     init(count: Int) {
         queues = (0..<max(1, count)).map { DispatchQueue(label: "swunison.io.\($0)") }
+        load = Mutex(Array(repeating: 0, count: queues.count))
     }
 
-    /// Runs `body` on one of the workers.
+    /// Runs `body` on the least busy worker.
     func run(_ body: @escaping @Sendable () -> Void) {
-        let index = next.add(1, ordering: .relaxed).oldValue % queues.count
-        queues[index].async(execute: body)
+        let index = load.withLock { load in
+            let index = load.indices.min { load[$0] < load[$1] }!
+            load[index] += 1
+            return index
+        }
+        queues[index].async { [self] in
+            body()
+            load.withLock { $0[index] -= 1 }
+        }
     }
 }
