@@ -103,6 +103,7 @@ public final class Session: Sendable {
             options: options.reconcile)
 
         try checkBigDeletion(items: items, scanA: sideA, scanB: sideB, paths: paths)
+        logger.info("planned \(items.count) items in \(seconds(ContinuousClock.now - scanStarted)), \(residentMemory())")
 
         if !isRetry {
             guard let reviewed = await interface.review(items) else {
@@ -121,7 +122,6 @@ public final class Session: Sendable {
         let interface = self.interface
         let clock = ContinuousClock()
         let started = clock.now
-        logger.info("planned \(items.count) items in \(seconds(started - scanStarted)), \(residentMemory())")
         let result = await propagator.run(items) { path, bytes in interface.propagated(path, bytes: bytes) }
         let propagated = clock.now
         logger.info("propagated \(items.count) items (\(result.succeeded.count) paths, \(result.failures.count) failures) in \(seconds(propagated - started)), \(residentMemory())")
