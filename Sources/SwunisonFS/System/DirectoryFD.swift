@@ -51,26 +51,14 @@ public final class DirectoryFD: @unchecked Sendable {
             let fd = try retryingOnInterrupt("openat") { openat(self.fd, ".", Self.beneathFlags) }
             return DirectoryFD(adopting: fd)
         }
-        if Self.beneathResolution.load(ordering: .relaxed) {
-            // One openat2 call resolves the whole path and refuses any symlink on the way.
-            let result = withNameCString(path.bytes) { cPath -> Int32 in
-                while true {
-                    let fd = swunison_openat_beneath(self.fd, cPath, Self.beneathFlags, 0)
-                    if fd >= 0 || errno != EINTR { return fd >= 0 ? fd : -errno }
-                }
-            }
-            if result >= 0 { return DirectoryFD(adopting: result) }
-            switch -result {
-            case ENOSYS, EPERM:
-                // A kernel before 5.6, or a seccomp filter that hides openat2: walk instead.
-                Self.beneathResolution.store(false, ordering: .relaxed)
-            case ELOOP:
-                // A symlink on the way: "not a directory", as the component walk reports it.
-                throw SystemCallError("openat2", errno: ENOTDIR)
-            default:
-                throw SystemCallError("openat2", errno: -result)
-            }
+        // One openat2 call resolves the whole path and refuses any symlink on the way.
+        do {
+            if let fd = try openBeneath(path, flags: Self.beneathFlags) { return DirectoryFD(adopting: fd) }
+        } catch where error.errno == ELOOP {
+            // A symlink on the way: "not a directory", as the component walk reports it.
+            throw SystemCallError("openat2", errno: ENOTDIR)
         }
+        // A kernel before 5.6, or a seccomp filter that hides openat2: walk instead.
         return try openDirectoryByComponents(at: path)
     }
 
