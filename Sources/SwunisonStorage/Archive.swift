@@ -20,7 +20,7 @@ public final class Archive: @unchecked Sendable {
 
     /// The schema, oldest step first. Append only; never edit a released step.
     public static let migrations: [Migration] = [
-        Migration("create entries and meta", sql: RowLayout.archive.createTable + MetaTable.createTable),
+        Migration("create entries and meta", sql: RowLayout.archive.createTable() + MetaTable.createTable),
     ]
 
     /// What the archive says about itself.

@@ -4,31 +4,45 @@ import SwunisonModel
 /// fingerprint this replica saw.
 enum RowLayout: Sendable {
     case archive
+    /// A scan cache of schema 1: the archive's columns plus four fingerprint columns. Only the
+    /// migration to schema 2 reads it.
+    case scanCacheColumns
+    /// A scan cache of schema 2: entry and fingerprint in one BLOB (see ``PackedEntry``).
     case scanCache
 
     /// Column names after `path`, in bind/read order.
     var columns: String {
         switch self {
         case .archive: return "kind, size, mtime, mode, uid, gid, digest, link_target"
-        case .scanCache: return "kind, size, mtime, mode, uid, gid, digest, link_target, inode, ctime, fp_mtime, fp_size"
+        case .scanCacheColumns: return "kind, size, mtime, mode, uid, gid, digest, link_target, inode, ctime, fp_mtime, fp_size"
+        case .scanCache: return "row"
         }
     }
 
     /// Number of columns after `path`.
-    var columnCount: Int32 { self == .archive ? 8 : 12 }
+    var columnCount: Int32 {
+        switch self {
+        case .archive: return 8
+        case .scanCacheColumns: return 12
+        case .scanCache: return 1
+        }
+    }
 
     /// `?, ?, ...` for `path` plus the entry columns.
     var placeholders: String { Array(repeating: "?", count: Int(columnCount) + 1).joined(separator: ", ") }
 
-    /// The `entries` table. Rows are keyed by `RelativePath.sortKey`, so the primary key's
-    /// `memcmp` order is the walk order and cursors merge with the scanner's stream.
-    var createTable: String {
-        let fingerprint = self == .scanCache ? """
+    /// The `entries` table (named `name`). Rows are keyed by `RelativePath.sortKey`, so the
+    /// primary key's `memcmp` order is the walk order and cursors merge with the scanner's stream.
+    func createTable(named name: String = "entries") -> String {
+        if self == .scanCache {
+            return "CREATE TABLE \(name)(path BLOB NOT NULL PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID;"
+        }
+        let fingerprint = self == .scanCacheColumns ? """
             ,
                 inode INTEGER, ctime INTEGER, fp_mtime INTEGER, fp_size INTEGER
             """ : ""
         return """
-            CREATE TABLE entries(
+            CREATE TABLE \(name)(
                 path BLOB NOT NULL PRIMARY KEY,
                 kind INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
                 mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
@@ -52,6 +66,9 @@ enum EntryRow {
 
     /// Binds `entry`'s columns starting at parameter `first`.
     static func bind(_ entry: Entry, layout: RowLayout, to stmt: Statement, from first: Int32) throws(StorageError) {
+        if layout == .scanCache {
+            return try PackedEntry.withPacked(entry) { (raw) throws(StorageError) in try stmt.bind(bytes: raw, at: first) }
+        }
         try stmt.bind(Int64(entry.kind.rawValue), at: first)
         try stmt.bind(entry.size, at: first + 1)
         try stmt.bind(entry.mtime, at: first + 2)
@@ -64,7 +81,7 @@ enum EntryRow {
             try stmt.bindNull(at: first + 6)
         }
         try stmt.bind(entry.linkTarget, at: first + 7)
-        if layout == .scanCache { try bind(entry.fingerprint, to: stmt, from: first + 8) }
+        if layout == .scanCacheColumns { try bind(entry.fingerprint, to: stmt, from: first + 8) }
     }
 
     /// Binds a fingerprint's four columns (all NULL for nil) starting at parameter `first`.
@@ -95,6 +112,14 @@ enum EntryRow {
     /// Reads an entry whose first column is `first`; `path` is only used in messages.
     static func readEntry(_ stmt: Statement, layout: RowLayout, from first: Int32, path: RelativePath) throws(StorageError) -> Entry {
         let db = stmt.database
+        if layout == .scanCache {
+            // (A NULL row reads as zero bytes and fails as too short.)
+            let decoded = try stmt.withBlob(at: first) { (raw) throws(StorageError) in PackedEntry.unpack(raw) }
+            switch decoded {
+            case .success(let entry): return entry
+            case .failure(let failure): throw db.invalidRow("path '\(path)': \(failure.message)")
+            }
+        }
         let rawKind = stmt.int64(at: first)
         guard let byte = UInt8(exactly: rawKind), let kind = EntryKind(rawValue: byte) else {
             throw db.invalidRow("path '\(path)': unknown kind \(rawKind)")
@@ -118,7 +143,7 @@ enum EntryRow {
         }
         var entry = Entry(kind: kind, size: stmt.int64(at: first + 1), mtime: stmt.int64(at: first + 2),
                           mode: mode, uid: uid, gid: gid, digest: digest, linkTarget: stmt.blob(at: first + 7))
-        if layout == .scanCache {
+        if layout == .scanCacheColumns {
             let inode = stmt.optionalInt64(at: first + 8), ctime = stmt.optionalInt64(at: first + 9)
             let mtime = stmt.optionalInt64(at: first + 10), size = stmt.optionalInt64(at: first + 11)
             if let inode, let ctime, let mtime, let size {

@@ -7,8 +7,14 @@ public struct Migration: Sendable {
     public var name: String
     /// SQL run inside the migration's transaction.
     public var sql: String
+    /// Work that SQL cannot express (re-encoding rows), run inside the same transaction after `sql`.
+    public var body: (@Sendable (Database) throws(StorageError) -> Void)?
 
-    public init(_ name: String, sql: String) { self.name = name; self.sql = sql }
+    public init(_ name: String, sql: String) { self.name = name; self.sql = sql; self.body = nil }
+
+    public init(_ name: String, sql: String = "", body: @escaping @Sendable (Database) throws(StorageError) -> Void) {
+        self.name = name; self.sql = sql; self.body = body
+    }
 }
 
 extension Database {
@@ -33,7 +39,8 @@ extension Database {
                     CREATE TABLE IF NOT EXISTS swunison_migrations(
                         version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)
                     """)
-                try execute(migration.sql)
+                if !migration.sql.isEmpty { try execute(migration.sql) }
+                if let body = migration.body { try body(self) }
                 let record = try prepare("INSERT INTO swunison_migrations(version, name, applied_at) VALUES (?, ?, ?)")
                 try record.bind(Int64(version), at: 1)
                 try record.bind(migration.name, at: 2)

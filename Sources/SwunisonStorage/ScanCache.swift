@@ -22,8 +22,24 @@ public final class ScanCache: @unchecked Sendable {
 
     /// The schema, oldest step first. Append only; never edit a released step.
     public static let migrations: [Migration] = [
-        Migration("create entries and meta", sql: RowLayout.scanCache.createTable + MetaTable.createTable),
+        Migration("create entries and meta", sql: RowLayout.scanCacheColumns.createTable() + MetaTable.createTable),
+        Migration("pack each entry into one blob", body: packRows),
     ]
+
+    /// Schema 1 -> 2: re-encodes every row as a ``PackedEntry`` (fingerprints and snapshot id
+    /// kept, so the next scan still trusts them and stays a delta scan).
+    @Sendable static func packRows(_ database: Database) throws(StorageError) {
+        try database.execute(RowLayout.scanCache.createTable(named: "entries_packed"))
+        let select = try database.prepare("SELECT path, \(RowLayout.scanCacheColumns.columns) FROM entries")
+        let insert = try database.prepare("INSERT INTO entries_packed(path, row) VALUES (?1, ?2)")
+        while try select.step() {
+            let row = try EntryRow.read(select, layout: .scanCacheColumns)
+            try EntryRow.bind(path: row.path, entry: row.entry, layout: .scanCache, to: insert)
+            try insert.run()
+        }
+        select.reset()
+        try database.execute("DROP TABLE entries; ALTER TABLE entries_packed RENAME TO entries;")
+    }
 
     static let snapshotKey = "snapshot"
 
@@ -102,12 +118,12 @@ public final class ScanCache: @unchecked Sendable {
     /// snapshot id. Rows not in the cache are ignored; a row without fingerprint clears it.
     public func refreshFingerprints(_ rows: [BaselineEntry]) throws(StorageError) {
         guard !rows.isEmpty else { return }
-        let update = try database.prepare("UPDATE entries SET inode = ?1, ctime = ?2, fp_mtime = ?3, fp_size = ?4 WHERE path = ?5")
+        // The fingerprint lives inside the packed row: read, change, write back.
         try database.transaction { () throws(StorageError) in
             for row in rows {
-                try EntryRow.bind(row.entry.fingerprint, to: update, from: 1)
-                try update.bind(KeyCoding.sortKey(of: row.path), at: 5)
-                try update.run()
+                guard var stored = try table.lookup(row.path) else { continue }
+                stored.fingerprint = row.entry.fingerprint
+                try table.upsert(row.path, stored)
             }
         }
     }

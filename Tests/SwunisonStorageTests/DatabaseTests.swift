@@ -150,27 +150,78 @@ import SwunisonModel
         #expect(error?.description.contains("move it away or run with --ignorearchives") == true)
     }
 
-    @Test func undecodableRowsAreStorageErrors() throws {
+    @Test func undecodableArchiveRowsAreStorageErrors() throws {
         let dir = try TempDir()
-        let path = dir.file("cache.db")
-        let cache = try ScanCache.open(path: path)
-        try cache.apply([(p("ok"), file(1))], snapshot: 1)
+        let path = dir.file("archive.db")
+        let archive = try Archive.open(path: path, roots: ["/a", "/b"])
         let cases: [(String, String)] = [
             ("INSERT INTO entries(path, kind, size, mtime, mode, uid, gid) VALUES (x'62', 9, 0, 0, 0, 0, 0)", "unknown kind 9"),
             ("INSERT INTO entries(path, kind, size, mtime, mode, uid, gid, digest) VALUES (x'62', 1, 0, 0, 0, 0, 0, x'0102')",
              "digest of 2 bytes"),
             ("INSERT INTO entries(path, kind, size, mtime, mode, uid, gid) VALUES (x'2e2e', 2, 0, 0, 0, 0, 0)", "invalid path"),
             ("INSERT INTO entries(path, kind, size, mtime, mode, uid, gid) VALUES (x'62', 2, 0, 0, -1, 0, 0)", "mode -1"),
-            ("INSERT INTO entries(path, kind, size, mtime, mode, uid, gid, inode) VALUES (x'62', 2, 0, 0, 0, 0, 0, 5)",
-             "incomplete fingerprint"),
         ]
         for (sql, expected) in cases {
-            try cache.database.execute("DELETE FROM entries WHERE path <> x'6f6b'")
-            try cache.database.execute(sql)
-            let error = storageError { _ = try all(cache.cursor()) }
+            try archive.database.execute("DELETE FROM entries")
+            try archive.database.execute(sql)
+            let error = storageError { _ = try all(archive.cursor()) }
             #expect(error?.reason == .invalidRow, "\(sql)")
             #expect(error?.message.contains(expected) == true, "\(String(describing: error?.message))")
+            #expect(error?.description.hasPrefix("archive \(path) holds a row that does not decode") == true)
+        }
+    }
+
+    @Test func undecodableScanCacheRowsAreStorageErrors() throws {
+        let dir = try TempDir()
+        let path = dir.file("cache.db")
+        let cache = try ScanCache.open(path: path)
+        try cache.apply([(p("ok"), file(1))], snapshot: 1)
+        // A valid packed directory row: format 1, kind 2, no flags, then 28 bytes of zeros.
+        let directoryRow = "01020000" + String(repeating: "00", count: 28)
+        let cases: [(String, String)] = [
+            ("x'62', x'01090000' || zeroblob(28)", "unknown kind 9"),
+            ("x'62', x'02020000' || zeroblob(28)", "packed row format 2"),
+            ("x'62', x'010200f0' || zeroblob(28)", "unknown flags"),
+            ("x'62', x'0102'", "packed row of 2 bytes"),
+            // Flag 1 promises a 32-byte digest that is not there.
+            ("x'62', x'01010100' || zeroblob(28)", "where its flags say 64"),
+            // Bytes after the fixed part without the link-target flag.
+            ("x'62', x'\(directoryRow)ff'", "packed row of 33 bytes where its flags say 32"),
+            ("x'2e2e', x'\(directoryRow)'", "invalid path"),
+        ]
+        for (values, expected) in cases {
+            try cache.database.execute("DELETE FROM entries WHERE path <> x'6f6b'")
+            try cache.database.execute("INSERT INTO entries(path, row) VALUES (\(values))")
+            let error = storageError { _ = try all(cache.cursor()) }
+            #expect(error?.reason == .invalidRow, "\(values)")
+            #expect(error?.message.contains(expected) == true, "\(String(describing: error?.message))")
             #expect(error?.description.hasPrefix("scan cache \(path) holds a row that does not decode") == true)
+        }
+        // The valid row decodes.
+        try cache.database.execute("DELETE FROM entries WHERE path <> x'6f6b'")
+        try cache.database.execute("INSERT INTO entries(path, row) VALUES (x'62', x'\(directoryRow)')")
+        #expect(try all(cache.cursor()).map(\.entry.kind) == [.directory, .file])
+    }
+
+    @Test func packedEntriesRoundTripEveryOptionalPart() throws {
+        let entries: [Entry] = [
+            file(7, size: Int64.max, mtime: Int64.min, mode: 0o7777,
+                 fingerprint: Fingerprint(inode: UInt64.max, ctime: Int64.min, mtime: Int64.max, size: -1)),
+            file(8, fingerprint: .untrusted),
+            file(9),
+            directory(mode: 0o700),
+            symlink("../x/\u{0}y"),
+            Entry(kind: .symlink, linkTarget: []),
+            Entry(kind: .symlink, uid: UInt32.max, gid: UInt32.max, linkTarget: Array(repeating: 0x61, count: 4095),
+                  fingerprint: fingerprint(3)),
+            Entry(kind: .file, size: 0, digest: nil),
+        ]
+        for entry in entries {
+            let decoded = try PackedEntry.withPacked(entry) { (raw) throws(StorageError) in
+                #expect(raw.count == PackedEntry.length(of: entry))
+                return PackedEntry.unpack(raw)
+            }
+            #expect(decoded == .success(entry))
         }
     }
 }

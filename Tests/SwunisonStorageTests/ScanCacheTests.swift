@@ -183,6 +183,35 @@ private final class Node {
         #expect(try cache.snapshot == 3)
     }
 
+    @Test func schemaOneCacheIsPackedKeepingFingerprintsAndSnapshot() throws {
+        let dir = try TempDir()
+        let path = dir.file("cache.db")
+        let rows: [(RelativePath, Entry)] = [
+            (p("a"), directory()), (p("a/f"), file(1, fingerprint: fingerprint(4))), (p("a/g"), file(2)),
+            (p("l"), symlink("a/f")), (p(bytes: [0xFF, 0x01]), file(3, fingerprint: .untrusted)),
+        ]
+        do {
+            // A cache as swunison 0.x wrote it: schema 1, one column per field.
+            let old = try Database(path: path, role: .scanCache)
+            try old.migrate(Array(ScanCache.migrations.prefix(1)))
+            let insert = try old.prepare("INSERT INTO entries(path, \(RowLayout.scanCacheColumns.columns)) VALUES (\(RowLayout.scanCacheColumns.placeholders))")
+            for (path, entry) in rows {
+                try EntryRow.bind(path: path, entry: entry, layout: .scanCacheColumns, to: insert)
+                try insert.run()
+            }
+            try MetaTable(database: old).setSnapshot(ScanCache.snapshotKey, 77)
+        }
+        let cache = try ScanCache.open(path: path)
+        #expect(try cache.database.userVersion() == 2)
+        #expect(try cache.database.appliedMigrations() == ["create entries and meta", "pack each entry into one blob"])
+        #expect(try cache.snapshot == 77)
+        let read = try all(cache.cursor())
+        #expect(read.map(\.path) == rows.map(\.0).sorted())
+        for (path, entry) in rows { #expect(read.first { $0.path == path }?.entry == entry) }
+        // The table is the packed one now: a column of the old schema is gone.
+        #expect(throws: StorageError.self) { try cache.database.execute("SELECT inode FROM entries") }
+    }
+
     @Test func removeFileDeletesTheDatabaseAndItsCompanions() throws {
         let dir = try TempDir()
         let path = dir.file("cache.db")
