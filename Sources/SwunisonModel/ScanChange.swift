@@ -36,11 +36,40 @@ public struct BaselineEntry: Sendable, Hashable {
     }
 }
 
+/// A baseline row that a cursor decodes into in place: the scanner reads every row of a
+/// 200,000-entry baseline on each run and matches nearly all of them, so it reuses one row (and
+/// its path buffer) instead of allocating a ``RelativePath`` per row.
+public struct BaselineRow {
+    /// The path's bytes, components joined by `/`, valid as ``RelativePath`` requires.
+    public var pathBytes: [UInt8] = []
+    public var entry = Entry(kind: .file)
+
+    public init() {}
+
+    /// The row as a value of its own (allocates the path).
+    public var baselineEntry: BaselineEntry {
+        BaselineEntry(path: RelativePath(uncheckedBytes: pathBytes), entry: entry)
+    }
+}
+
 /// A cursor over baseline entries in walk order (see ``RelativePath``'s ordering).
 /// Implemented over SQLite by the storage module; an array works in tests.
 public protocol BaselineCursor {
     /// The next entry in walk order, or nil at the end.
     mutating func next() throws -> BaselineEntry?
+
+    /// Reads the next entry into `row`, reusing its storage; false at the end (`row` is then
+    /// unspecified). The default calls ``next()``.
+    mutating func next(into row: inout BaselineRow) throws -> Bool
+}
+
+extension BaselineCursor {
+    public mutating func next(into row: inout BaselineRow) throws -> Bool {
+        guard let e = try next() else { return false }
+        row.pathBytes = e.path.bytes
+        row.entry = e.entry
+        return true
+    }
 }
 
 /// A cursor over an array (tests and small inputs).

@@ -98,6 +98,21 @@ enum EntryRow {
         return BaselineEntry(path: path, entry: try readEntry(stmt, layout: layout, from: column + 1, path: path))
     }
 
+    /// Reads the path in column `column` and the entry after it into `row`, reusing its buffer.
+    static func read(_ stmt: Statement, layout: RowLayout, column: Int32 = 0, into row: inout BaselineRow) throws(StorageError) {
+        guard !stmt.isNull(at: column) else { throw stmt.database.invalidRow("a row has a NULL path") }
+        let valid = try stmt.withBlob(at: column) { (raw) throws(StorageError) in
+            KeyCoding.decodePath(fromSortKey: raw, into: &row.pathBytes)
+        }
+        guard valid else {
+            // The slow path builds the message.
+            _ = try readPath(stmt, column: column)
+            throw stmt.database.invalidRow("invalid path")
+        }
+        row.entry = try readEntry(stmt, layout: layout, from: column + 1,
+                                  path: RelativePath(uncheckedBytes: row.pathBytes))
+    }
+
     /// Reads a path stored as its sort key, checking it as `RelativePath` does.
     static func readPath(_ stmt: Statement, column: Int32) throws(StorageError) -> RelativePath {
         guard !stmt.isNull(at: column) else { throw stmt.database.invalidRow("a row has a NULL path") }

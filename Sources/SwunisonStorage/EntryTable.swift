@@ -33,6 +33,23 @@ public struct EntryCursor: BaselineCursor {
         return nil
     }
 
+    /// The next entry in walk order decoded into `row` (no allocation once its path buffer has
+    /// grown); false at the end.
+    public mutating func next(into row: inout BaselineRow) throws(StorageError) -> Bool {
+        while index < ranges.count {
+            let stmt = started ? current : try statements.bound(to: ranges[index])
+            started = true
+            if try stmt.step() {
+                try EntryRow.read(stmt, layout: layout, into: &row)
+                return true
+            }
+            stmt.reset()
+            index += 1
+            started = false
+        }
+        return false
+    }
+
     private var current: Statement { ranges[index].upper == nil ? statements.unbounded : statements.bounded }
 }
 

@@ -20,6 +20,37 @@ enum KeyCoding {
         }
     }
 
+    /// ``path(fromSortKey:)`` into a reused buffer: `out` receives the path's `/`-joined bytes
+    /// (its capacity is kept, so a scan allocates nothing per row). Returns false for an invalid
+    /// key, leaving `out` unspecified.
+    static func decodePath(fromSortKey key: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        let count = key.count
+        out.removeAll(keepingCapacity: true)
+        if count == 0 { return true }
+        out.append(contentsOf: key)
+        return out.withUnsafeMutableBufferPointer { bytes in
+            var componentStart = 0
+            var i = 0
+            while i <= count {
+                if i == count || bytes[i] == 0 {
+                    let length = i - componentStart
+                    // Empty, "." or "..".
+                    if length == 0
+                        || (length == 1 && bytes[componentStart] == 0x2E)
+                        || (length == 2 && bytes[componentStart] == 0x2E && bytes[componentStart + 1] == 0x2E) {
+                        return false
+                    }
+                    if i < count { bytes[i] = 0x2F }
+                    componentStart = i + 1
+                } else if bytes[i] == 0x2F {
+                    return false  // a '/' inside a name
+                }
+                i += 1
+            }
+            return true
+        }
+    }
+
     /// Rebuilds a path from a stored sort key, applying the model's component rules (Invariant 5:
     /// a damaged or planted row never becomes a path with `..`, `/` inside a name, or an empty
     /// component). Returns nil for an invalid key.

@@ -43,6 +43,20 @@ import Testing
         #expect(run.changes.contains { $0.path.bytes == longName })
     }
 
+    /// The listing sorts by an 8-byte prefix first: names equal in their first 8 bytes, names
+    /// that are a prefix of another, high bytes and names shorter than 8 must still come out in
+    /// raw byte order.
+    @Test func namesSharingTheirFirstEightBytesSortByAllTheirBytes() throws {
+        let tree = try ScanFixture()
+        let names: [[UInt8]] = [
+            "abcdefgh", "abcdefghi", "abcdefgh0", "abcdefgg", "abcdefg", "abcdefgh\u{1}", "abc", "ab",
+            "abcdefgi", "x", "abcdefghij", "abcdefghia",
+        ].map { Array($0.utf8) } + [[0xFF, 0x61], [0xFF], [0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0x01]]
+        for name in names { try tree.write(name, Array("x".utf8)) }
+        let run = try tree.scan(delta: false)
+        #expect(run.changes.map(\.path.bytes) == names.sorted { $0.lexicographicallyPrecedes($1) })
+    }
+
     @Test func entriesCarryStatAttributes() throws {
         let tree = try ScanFixture()
         try tree.write("f", "hello", mtime: 1_700_000_000_987_654_321, mode: 0o640)

@@ -192,15 +192,18 @@ import SwunisonModel
         for (values, expected) in cases {
             try cache.database.execute("DELETE FROM entries WHERE path <> x'6f6b'")
             try cache.database.execute("INSERT INTO entries(path, row) VALUES (\(values))")
-            let error = storageError { _ = try all(cache.cursor()) }
-            #expect(error?.reason == .invalidRow, "\(values)")
-            #expect(error?.message.contains(expected) == true, "\(String(describing: error?.message))")
-            #expect(error?.description.hasPrefix("scan cache \(path) holds a row that does not decode") == true)
+            for drain in [all, allInPlace] as [(EntryCursor) throws -> [BaselineEntry]] {
+                let error = storageError { _ = try drain(cache.cursor()) }
+                #expect(error?.reason == .invalidRow, "\(values)")
+                #expect(error?.message.contains(expected) == true, "\(String(describing: error?.message))")
+                #expect(error?.description.hasPrefix("scan cache \(path) holds a row that does not decode") == true)
+            }
         }
         // The valid row decodes.
         try cache.database.execute("DELETE FROM entries WHERE path <> x'6f6b'")
         try cache.database.execute("INSERT INTO entries(path, row) VALUES (x'62', x'\(directoryRow)')")
         #expect(try all(cache.cursor()).map(\.entry.kind) == [.directory, .file])
+        #expect(try allInPlace(cache.cursor()) == all(cache.cursor()))
     }
 
     @Test func packedEntriesRoundTripEveryOptionalPart() throws {

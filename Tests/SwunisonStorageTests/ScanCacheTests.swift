@@ -206,6 +206,7 @@ private final class Node {
         #expect(try cache.database.appliedMigrations() == ["create entries and meta", "pack each entry into one blob"])
         #expect(try cache.snapshot == 77)
         let read = try all(cache.cursor())
+        #expect(try allInPlace(cache.cursor()) == read)
         #expect(read.map(\.path) == rows.map(\.0).sorted())
         for (path, entry) in rows { #expect(read.first { $0.path == path }?.entry == entry) }
         // The table is the packed one now: a column of the old schema is gone.

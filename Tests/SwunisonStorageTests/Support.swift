@@ -46,6 +46,15 @@ func all(_ cursor: some BaselineCursor) throws -> [BaselineEntry] {
     return out
 }
 
+/// Drains a cursor through the scanner's entry point, `next(into:)`, reusing one row.
+func allInPlace(_ cursor: some BaselineCursor) throws -> [BaselineEntry] {
+    var c = cursor
+    var row = BaselineRow()
+    var out: [BaselineEntry] = []
+    while try c.next(into: &row) { out.append(row.baselineEntry) }
+    return out
+}
+
 /// Runs `body` and returns the StorageError it throws, or nil if it threw nothing (or something else).
 func storageError(_ body: () throws -> Void) -> StorageError? {
     do { try body() } catch let e as StorageError { return e } catch { return nil }

@@ -12,6 +12,10 @@ final class DirectoryListing {
     struct Span {
         var start: Int
         var length: Int
+        /// The name's first 8 bytes as a big-endian integer, zero-padded: comparing these orders
+        /// most pairs of names without a `memcmp` (names hold no NUL, so padding sorts a name
+        /// before any longer name it begins).
+        var prefix: UInt64
     }
 
     private var arena: [UInt8] = []
@@ -49,7 +53,9 @@ final class DirectoryListing {
                 if recordLength == 0 { break }
                 if length == 1 && name[0] == 0x2E { continue }
                 if length == 2 && name[0] == 0x2E && name[1] == 0x2E { continue }
-                spans.append(Span(start: arena.count, length: length))
+                var prefix: UInt64 = 0
+                for i in 0..<8 { prefix = prefix << 8 | UInt64(i < length ? name[i] : 0) }
+                spans.append(Span(start: arena.count, length: length, prefix: prefix))
                 arena.append(contentsOf: UnsafeBufferPointer(start: name, count: length))
                 arena.append(0)
             }
@@ -57,6 +63,7 @@ final class DirectoryListing {
         arena.withUnsafeBufferPointer { bytes in
             guard let base = bytes.baseAddress else { return }
             spans.sort { x, y in
+                if x.prefix != y.prefix { return x.prefix < y.prefix }
                 let c = memcmp(base + x.start, base + y.start, min(x.length, y.length))
                 return c != 0 ? c < 0 : x.length < y.length
             }

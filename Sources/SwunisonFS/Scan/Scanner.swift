@@ -25,7 +25,7 @@ public func scan<Cursor: BaselineCursor>(root: DirectoryFD, baseline: inout Curs
     var cursor = baseline
     defer { baseline = cursor }
     return try withoutActuallyEscaping(sink) { sink in
-        try withoutActuallyEscaping({ () throws -> BaselineEntry? in try cursor.next() }) { next in
+        try withoutActuallyEscaping({ (row: inout BaselineRow) throws -> Bool in try cursor.next(into: &row) }) { next in
             let walk = ScanWalk(root: root, next: next, options: options, sink: sink)
             try walk.run()
             return walk.outcome
@@ -45,16 +45,18 @@ private final class ScanWalk {
     }
 
     let root: DirectoryFD
-    /// The baseline cursor's `next`.
-    let nextRow: () throws -> BaselineEntry?
+    /// The baseline cursor's `next(into:)`.
+    let nextRow: (inout BaselineRow) throws -> Bool
     let options: ScanOptions
     let sink: ([ScanChange]) throws -> Void
     var outcome = ScanOutcome()
 
     /// Requested subtrees, sorted, nested ones merged; empty = the whole root.
     let targets: [RelativePath]
-    /// The next baseline row not yet matched or disposed of.
-    var head: BaselineEntry?
+    /// The next baseline row not yet matched or disposed of, when `hasHead` (one row reused
+    /// for the whole walk: no allocation per baseline row).
+    var head = BaselineRow()
+    var hasHead = false
     /// A baseline row found ignored while draining; its descendants are skipped silently.
     var protectedPrefix: RelativePath?
 
@@ -70,7 +72,7 @@ private final class ScanWalk {
     /// Files modified after this instant get an untrusted fingerprint.
     let recentThreshold: Nanoseconds
 
-    init(root: DirectoryFD, next: @escaping () throws -> BaselineEntry?, options: ScanOptions,
+    init(root: DirectoryFD, next: @escaping (inout BaselineRow) throws -> Bool, options: ScanOptions,
          sink: @escaping ([ScanChange]) throws -> Void) {
         self.root = root
         self.nextRow = next
@@ -99,7 +101,7 @@ private final class ScanWalk {
 
     func run() throws {
         try checkRoot()
-        head = try nextRow()
+        try advance()
         if targets.isEmpty {
             // A descriptor of our own: the caller's root may be in use elsewhere, and a directory
             // descriptor carries a read offset.
@@ -222,8 +224,8 @@ private final class ScanWalk {
 
         try drain(before: path)
         var old: Entry?
-        if let h = head, h.path.bytes == path {
-            old = h.entry
+        if hasHead && head.pathBytes == path {
+            old = head.entry
             try advance()
         }
 
@@ -345,21 +347,21 @@ private final class ScanWalk {
 
     // MARK: - Baseline cursor
 
-    func advance() throws { head = try nextRow() }
+    func advance() throws { hasHead = try nextRow(&head) }
 
     /// Disposes of every baseline row before `bound` in walk order (all rows when nil): none of
     /// them was seen on disk, so each is gone.
     func drain(before bound: [UInt8]?) throws {
-        while let h = head {
-            if let bound, RelativePath.compare(h.path.bytes, bound) >= 0 { return }
-            try disposeGone(h)
+        while hasHead {
+            if let bound, RelativePath.compare(head.pathBytes, bound) >= 0 { return }
+            try disposeGone(head.baselineEntry)
             try advance()
         }
     }
 
     /// Consumes, without reporting, the baseline rows at or beneath the current path.
     func skipSubtree() throws {
-        while let h = head, Self.isDescendant(h.path.bytes, orEqualTo: path) { try advance() }
+        while hasHead, Self.isDescendant(head.pathBytes, orEqualTo: path) { try advance() }
     }
 
     /// Reports a baseline row whose path is no longer on disk as deleted, unless it is not
