@@ -65,6 +65,13 @@ public final class LocalReplica: Replica, @unchecked Sendable {
 
     // MARK: Scan
 
+    /// Files hashed at once by a full scan: one per CPU, 2 to 4 (`SWUNISON_HASH_THREADS`
+    /// overrides; 1 hashes in the walk's own thread).
+    static let hashThreads: Int = {
+        if let text = getenv("SWUNISON_HASH_THREADS"), let n = Int(String(cString: text)), n > 0 { return min(n, 64) }
+        return min(4, max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    }()
+
     public func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
         let cache = try openCache(key: request.cacheKey)
         let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
@@ -72,7 +79,8 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty ? nil : { @Sendable in rules.isIgnored($0) }
         let rootPath = files.rootPath
         let options = ScanOptions(paths: request.paths, delta: isDelta, fastcheck: request.fastcheck,
-                                  attributes: request.attributes, isIgnored: isIgnored, now: Self.now())
+                                  attributes: request.attributes, isIgnored: isIgnored, now: Self.now(),
+                                  hashThreads: Self.hashThreads)
 
         return try await withCheckedThrowingContinuation { continuation in
             // The walk is blocking system calls: run it on its own thread, not the async pool.

@@ -20,12 +20,16 @@ public struct ScanOptions: Sendable {
     public var now: Nanoseconds
     /// How many changes are handed to the sink at a time.
     public var batchSize: Int
+    /// Full scans: how many files are hashed at once (1: one at a time, in the walk's thread).
+    public var hashThreads: Int
 
     public init(paths: [RelativePath] = [], delta: Bool = true, fastcheck: Bool = true,
                 attributes: AttributeSelection = AttributeSelection(),
-                isIgnored: (@Sendable (RelativePath) -> Bool)? = nil, now: Nanoseconds, batchSize: Int = 512) {
+                isIgnored: (@Sendable (RelativePath) -> Bool)? = nil, now: Nanoseconds, batchSize: Int = 512,
+                hashThreads: Int = 1) {
         self.paths = paths; self.delta = delta; self.fastcheck = fastcheck; self.attributes = attributes
         self.isIgnored = isIgnored; self.now = now; self.batchSize = max(1, batchSize)
+        self.hashThreads = max(1, hashThreads)
     }
 }
 

@@ -68,6 +68,22 @@ private final class ScanWalk {
     var levels: [DirectoryListing] = []
     let direntBuffer: UnsafeMutableRawBufferPointer
     let hasher = ContentHasher()
+    /// Full scans with `options.hashThreads > 1`: the files of each batch are hashed in the
+    /// background (see ``ParallelHasher``) while the walk goes on; a batch waits in `hashing`,
+    /// its changes without digests, until its group is done, then goes to the sink in order.
+    /// Delta scans hash inline: they hash few files, and a file that cannot be read must be
+    /// settled before the walk disposes of the baseline rows after it.
+    let parallelHasher: ParallelHasher?
+    var pendingHashes: [ParallelHasher.Job] = []
+    /// Index in `batch` of each pending job's change.
+    var pendingIndices: [Int] = []
+    /// Batches whose files are being hashed, oldest first.
+    var hashing: [(batch: [ScanChange], indices: [Int], group: ParallelHasher.Group)] = []
+    /// A batch is handed over once this many of its files wait for hashing (each job holds its
+    /// directory open: at most `maxPendingHashes * (maxHashingBatches + 1)` descriptors).
+    static let maxPendingHashes = 256
+    /// Batches hashed ahead of the sink.
+    static let maxHashingBatches = 2
     var batch: [ScanChange] = []
     /// Files modified after this instant get an untrusted fingerprint.
     let recentThreshold: Nanoseconds
@@ -81,6 +97,7 @@ private final class ScanWalk {
         self.targets = Self.normalise(options.paths)
         self.recentThreshold = options.now - 1_000_000_000
         direntBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 8)
+        parallelHasher = !options.delta && options.hashThreads > 1 ? ParallelHasher(threads: options.hashThreads) : nil
         batch.reserveCapacity(options.batchSize)
     }
 
@@ -123,7 +140,8 @@ private final class ScanWalk {
         // A root removed during the walk would have looked empty from some point on.
         try checkRoot()
         try flush()
-        outcome.hashedBytes = hasher.bytesRead
+        while !hashing.isEmpty { try completeOldestHashing() }
+        outcome.hashedBytes = hasher.bytesRead + (parallelHasher?.bytesRead ?? 0)
     }
 
     /// Invariant 6: a root that is gone or not a directory stops the scan with an error.
@@ -253,6 +271,16 @@ private final class ScanWalk {
                 // Fastcheck: size, mtime, ctime and inode unchanged, so the content is too.
                 entry = status.entry(kind: .file)
                 entry.digest = digest
+            } else if parallelHasher != nil {
+                // Hashed with others before this change leaves the scan (`resolvePendingHashes`).
+                var name = Array(UnsafeBufferPointer(start: name, count: length))
+                name.append(0)
+                pendingHashes.append(ParallelHasher.Job(directory: directory, name: name, status: status))
+                pendingIndices.append(batch.count)
+                outcome.entryCount += 1
+                try emit(ScanChange(path: RelativePath(uncheckedBytes: path), old: nil, new: status.entry(kind: .file)))
+                if pendingHashes.count >= Self.maxPendingHashes { try flush() }
+                return
             } else {
                 switch hasher.hash(name: cName, in: directory.fd, expected: status) {
                 case .hashed(let digest, let readStatus):
@@ -340,9 +368,48 @@ private final class ScanWalk {
     }
 
     func flush() throws {
+        if let parallelHasher {
+            // Full scan with background hashing: hand the batch over, then let the oldest
+            // batches through once their files are hashed.
+            guard !batch.isEmpty else { return }
+            hashing.append((batch, pendingIndices, parallelHasher.submit(pendingHashes)))
+            batch = []
+            batch.reserveCapacity(options.batchSize)
+            pendingHashes.removeAll(keepingCapacity: true)
+            pendingIndices.removeAll(keepingCapacity: true)
+            while hashing.count > Self.maxHashingBatches { try completeOldestHashing() }
+            return
+        }
         guard !batch.isEmpty else { return }
         try sink(batch)
         batch.removeAll(keepingCapacity: true)
+    }
+
+    /// Waits for the oldest hashing batch, completes its changes and passes it to the sink. A
+    /// file that vanished or cannot be read leaves the batch and becomes a problem, as when
+    /// hashed inline (full mode: its baseline rows need no disposal).
+    func completeOldestHashing() throws {
+        var (changes, indices, group) = hashing.removeFirst()
+        var failed: [Int] = []
+        for (index, result) in zip(indices, group.wait()) {
+            switch result {
+            case .hashed(let digest, let readStatus):
+                outcome.hashedFiles += 1
+                var entry = readStatus.entry(kind: .file)
+                entry.digest = digest
+                if entry.mtime > recentThreshold { entry.fingerprint = .untrusted }
+                changes[index].new = entry
+            case .gone:
+                outcome.problems.append(ScanProblem(path: changes[index].path, message: "vanished while being read; will be rescanned"))
+                failed.append(index)
+            case .failed(let message):
+                outcome.problems.append(ScanProblem(path: changes[index].path, message: message))
+                failed.append(index)
+            }
+        }
+        outcome.entryCount -= failed.count
+        for index in failed.reversed() { changes.remove(at: index) }
+        if !changes.isEmpty { try sink(changes) }
     }
 
     // MARK: - Baseline cursor
