@@ -15,6 +15,8 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     private let notice: @Sendable (String) -> Void
     /// The live connection; nil after one broke, until the next call reconnects.
     private let current: Mutex<(any Replica)?>
+    /// The first connection while it is being made (see ``init(displayName:connecting:maxAttempts:initialDelay:notice:connect:)``).
+    private let firstConnection: Mutex<Task<any Replica, any Error>?>
 
     /// - Parameters:
     ///   - initial: the connection already made (so start-up errors surface before any work).
@@ -26,6 +28,23 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
                 connect: @escaping @Sendable () async throws -> any Replica) {
         self.displayName = displayName
         self.current = Mutex(initial)
+        self.firstConnection = Mutex(nil)
+        self.connect = connect
+        self.maxAttempts = max(1, maxAttempts)
+        self.initialDelay = initialDelay
+        self.notice = notice
+    }
+
+    /// Starts with the first connection still being made by `first`: calls wait for it. Why: a
+    /// batch run connects while the other replica is scanned (the handshake and the server's
+    /// start cost hundreds of milliseconds, more over a long round trip). A failure of `first` is
+    /// not retried: every call throws it as ``FirstConnectionFailure``, as if it had happened up front.
+    public init(displayName: String, connecting first: Task<any Replica, any Error>, maxAttempts: Int = 4,
+                initialDelay: Duration = .seconds(1), notice: @escaping @Sendable (String) -> Void = { _ in },
+                connect: @escaping @Sendable () async throws -> any Replica) {
+        self.displayName = displayName
+        self.current = Mutex(nil)
+        self.firstConnection = Mutex(first)
         self.connect = connect
         self.maxAttempts = max(1, maxAttempts)
         self.initialDelay = initialDelay
@@ -35,6 +54,22 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     /// The live connection, reconnecting if the last one broke.
     private func replica() async throws -> any Replica {
         if let live = current.withLock({ $0 }) { return live }
+        if let first = firstConnection.withLock({ $0 }) {
+            let made: any Replica
+            do {
+                made = try await first.value
+            } catch {
+                throw FirstConnectionFailure(error)
+            }
+            // The first caller to get here installs it; the others find it installed.
+            return current.withLock { live in
+                if firstConnection.withLock({ $0 }) != nil {
+                    firstConnection.withLock { $0 = nil }
+                    live = made
+                }
+                return live ?? made
+            }
+        }
         var delay = initialDelay
         var lastError: Error = ReplicaError.connection("\(displayName): not connected")
         for attempt in 1...maxAttempts {
@@ -97,6 +132,10 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
         try await using { try await $0.commitBaseline(updates, snapshot: snapshot) }
     }
     public func close() async {
+        if let first = firstConnection.withLock({ held in defer { held = nil }; return held }),
+           let made = try? await first.value {
+            await made.close()
+        }
         let live = current.withLock { held -> (any Replica)? in defer { held = nil }; return held }
         await live?.close()
     }

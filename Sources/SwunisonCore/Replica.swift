@@ -121,6 +121,15 @@ public struct BaselineUpdate: Sendable, Hashable {
     public init(path: RelativePath, entry: Entry?) { self.path = path; self.entry = entry }
 }
 
+/// A remote replica's first connection failed (host key, authentication, a missing server,
+/// a protocol mismatch): the run stops with `underlying` as it is, whichever call met it first.
+/// (Batch runs connect while the other replica is scanned, so the error may surface from a scan.)
+public struct FirstConnectionFailure: Error, Sendable, CustomStringConvertible {
+    public let underlying: any Error
+    public init(_ underlying: any Error) { self.underlying = underlying }
+    public var description: String { "\(underlying)" }
+}
+
 /// Why a replica operation failed. Per-path failures are reported in the run summary, not fatal.
 public enum ReplicaError: Error, Sendable, CustomStringConvertible {
     /// The path no longer matches what the scan saw; nothing was changed (Invariant 2).

@@ -24,6 +24,7 @@ enum ExitStatus {
         case let error as StorageError: return error.description
         case let error as SessionError: return error.description
         case let error as ReplicaError: return error.description
+        case let error as FirstConnectionFailure: return message(for: error.underlying)
         default: return "\(error)"
         }
     }

@@ -47,14 +47,24 @@ enum RemoteReplicaFactory {
         // A relative path is resolved against the remote home directory by the server.
         let spec = ReplicaSpec(root: root.path, backupDirectory: profile.backupDir,
                                maxBackups: profile.maxBackups, attributes: profile.attributes, cacheKey: cacheKey)
-        // Connect now, so that a refused host key or a missing server stops the run before any work.
-        let first = try await RemoteConnector.connect(endpoint, spec: spec)
         // Reconnections never ask: a deploy question belongs to the first connection only.
         var again = endpoint
         again.confirmDeploy = nil
         let reconnect = again
-        return ReconnectingReplica(displayName: written, initial: first, maxAttempts: max(1, profile.retry + 1),
-                                   notice: { message in if !profile.silent { console.err(message) } },
+        let notice: @Sendable (String) -> Void = { message in if !profile.silent { console.err(message) } }
+        let attempts = max(1, profile.retry + 1)
+        if profile.batch {
+            // Nobody to ask anything: connect while the other replica is scanned (the handshake and
+            // the server's start are most of a no-change run's wait otherwise). A refused host key
+            // or a missing server still stops the run, from the first call, with the same message.
+            let first = Task { () async throws -> any Replica in try await RemoteConnector.connect(endpoint, spec: spec) }
+            return ReconnectingReplica(displayName: written, connecting: first, maxAttempts: attempts, notice: notice,
+                                       connect: { try await RemoteConnector.connect(reconnect, spec: spec) })
+        }
+        // Interactive: connect now, so that its questions (host key, passphrase, deploy) come
+        // before any work and before the scan's progress output.
+        let first = try await RemoteConnector.connect(endpoint, spec: spec)
+        return ReconnectingReplica(displayName: written, initial: first, maxAttempts: attempts, notice: notice,
                                    connect: { try await RemoteConnector.connect(reconnect, spec: spec) })
     }
 

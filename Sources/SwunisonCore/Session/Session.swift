@@ -182,6 +182,8 @@ public final class Session: Sendable {
             result = try await replicas[side].scan(request) { batch in collector.append(batch) }
         } catch let error as ReplicaError {
             throw error
+        } catch let error as FirstConnectionFailure {
+            throw error
         } catch {
             throw SessionError.scanFailed(side: replicas[side].displayName, message: "\(error)")
         }
