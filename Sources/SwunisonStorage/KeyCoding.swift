@@ -55,33 +55,9 @@ enum KeyCoding {
     /// a damaged or planted row never becomes a path with `..`, `/` inside a name, or an empty
     /// component). Returns nil for an invalid key.
     static func path(fromSortKey key: UnsafeRawBufferPointer) -> RelativePath? {
-        let count = key.count
-        if count == 0 { return .root }
-        var valid = true
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            var componentStart = 0
-            var i = 0
-            while i <= count {
-                if i == count || key[i] == 0 {
-                    let length = i - componentStart
-                    // Empty, "." or "..".
-                    if length == 0
-                        || (length == 1 && key[componentStart] == 0x2E)
-                        || (length == 2 && key[componentStart] == 0x2E && key[componentStart + 1] == 0x2E) {
-                        valid = false
-                    }
-                    if i < count { out[i] = 0x2F }
-                    componentStart = i + 1
-                } else {
-                    let b = key[i]
-                    if b == 0x2F { valid = false }  // a '/' inside a name
-                    out[i] = b
-                }
-                i += 1
-            }
-            initialized = count
-        }
-        return valid ? RelativePath(uncheckedBytes: bytes) : nil
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(key.count)
+        return decodePath(fromSortKey: key, into: &bytes) ? RelativePath(uncheckedBytes: bytes) : nil
     }
 
     /// The digest's 32 bytes, big-endian words in order, passed to `body` without allocating.
