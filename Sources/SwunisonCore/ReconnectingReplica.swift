@@ -23,27 +23,29 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     ///   - connect: makes a new connection.
     ///   - maxAttempts: reconnection attempts before giving up on a call.
     ///   - initialDelay: first backoff delay; doubled after each failed attempt (at most 30 s).
-    public init(displayName: String, initial: any Replica, maxAttempts: Int = 4, initialDelay: Duration = .seconds(1),
-                notice: @escaping @Sendable (String) -> Void = { _ in },
-                connect: @escaping @Sendable () async throws -> any Replica) {
-        self.displayName = displayName
-        self.current = Mutex(initial)
-        self.firstConnection = Mutex(nil)
-        self.connect = connect
-        self.maxAttempts = max(1, maxAttempts)
-        self.initialDelay = initialDelay
-        self.notice = notice
+    public convenience init(displayName: String, initial: any Replica, maxAttempts: Int = 4,
+                            initialDelay: Duration = .seconds(1), notice: @escaping @Sendable (String) -> Void = { _ in },
+                            connect: @escaping @Sendable () async throws -> any Replica) {
+        self.init(displayName: displayName, live: initial, first: nil, maxAttempts: maxAttempts,
+                  initialDelay: initialDelay, notice: notice, connect: connect)
     }
 
     /// Starts with the first connection still being made by `first`: calls wait for it. Why: a
     /// batch run connects while the other replica is scanned (the handshake and the server's
     /// start cost hundreds of milliseconds, more over a long round trip). A failure of `first` is
     /// not retried: every call throws it as ``FirstConnectionFailure``, as if it had happened up front.
-    public init(displayName: String, connecting first: Task<any Replica, any Error>, maxAttempts: Int = 4,
-                initialDelay: Duration = .seconds(1), notice: @escaping @Sendable (String) -> Void = { _ in },
-                connect: @escaping @Sendable () async throws -> any Replica) {
+    public convenience init(displayName: String, connecting first: Task<any Replica, any Error>, maxAttempts: Int = 4,
+                            initialDelay: Duration = .seconds(1), notice: @escaping @Sendable (String) -> Void = { _ in },
+                            connect: @escaping @Sendable () async throws -> any Replica) {
+        self.init(displayName: displayName, live: nil, first: first, maxAttempts: maxAttempts,
+                  initialDelay: initialDelay, notice: notice, connect: connect)
+    }
+
+    private init(displayName: String, live: (any Replica)?, first: Task<any Replica, any Error>?, maxAttempts: Int,
+                 initialDelay: Duration, notice: @escaping @Sendable (String) -> Void,
+                 connect: @escaping @Sendable () async throws -> any Replica) {
         self.displayName = displayName
-        self.current = Mutex(nil)
+        self.current = Mutex(live)
         self.firstConnection = Mutex(first)
         self.connect = connect
         self.maxAttempts = max(1, maxAttempts)
