@@ -272,7 +272,7 @@ private final class ScanWalk {
                 entry = status.entry(kind: .file)
                 entry.digest = digest
             } else if parallelHasher != nil {
-                // Hashed with others before this change leaves the scan (`resolvePendingHashes`).
+                // Hashed in the background with the rest of its batch (`completeOldestHashing`).
                 var name = Array(UnsafeBufferPointer(start: name, count: length))
                 name.append(0)
                 pendingHashes.append(ParallelHasher.Job(directory: directory, name: name, status: status))
