@@ -12,9 +12,22 @@ struct GroupSyncTests {
         let started = Atomic<Int>(0)
         let finished = Atomic<Int>(0)
         let failOnce = Atomic<Bool>(false)
+        /// Writers about to wait; the first sync holds on until `gate` of them have come (at
+        /// most 10 s), so that sharing does not depend on how fast a loaded host starts tasks.
+        let arrived = Atomic<Int>(0)
+        let gate: Int
+
+        init(gate: Int = 0) { self.gate = gate }
 
         func run() throws {
-            started.add(1, ordering: .sequentiallyConsistent)
+            let number = started.add(1, ordering: .sequentiallyConsistent).newValue
+            if number == 1 {
+                var waited = 0
+                while arrived.load(ordering: .sequentiallyConsistent) < gate && waited < 10_000 {
+                    usleep(1_000)
+                    waited += 1
+                }
+            }
             usleep(2_000)
             finished.add(1, ordering: .sequentiallyConsistent)
             if failOnce.exchange(false, ordering: .sequentiallyConsistent) { throw SyncFailure() }
@@ -24,13 +37,14 @@ struct GroupSyncTests {
     struct SyncFailure: Error {}
 
     @Test func everyWaiterIsCoveredByASyncThatStartedAfterIt() async throws {
-        let counter = CountingSync()
+        let counter = CountingSync(gate: 200)
         let group = GroupSync { try counter.run() }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             for _ in 0..<200 {
                 tasks.addTask {
                     // Syncs already started when this writer arrives cannot cover its data.
                     let startedBefore = counter.started.load(ordering: .sequentiallyConsistent)
+                    counter.arrived.add(1, ordering: .sequentiallyConsistent)
                     try await group.waitUntilDurable()
                     #expect(counter.finished.load(ordering: .sequentiallyConsistent) > startedBefore)
                 }
