@@ -94,6 +94,31 @@ struct SessionTests {
         #expect(TestFiles.read(f.b + "/doc") == "third!")
     }
 
+    @Test("a source changed after the scan fails its copy before anything is created on the target (no retry: exit 2)")
+    func changedSourceFailsBeforeTheTargetIsTouched() async throws {
+        let f = try Fixture("core-retweak-source")
+        try TestFiles.write(f.a + "/doc", "first")
+        try TestFiles.write(f.a + "/new", "new file")
+        #expect(try await f.run().exitCode == 0)
+        try TestFiles.write(f.a + "/doc", "second", mtime: Date().timeIntervalSince1970 - 10)
+        try FileManager.default.removeItem(atPath: f.b + "/new")
+        try TestFiles.write(f.a + "/new", "new again", mtime: Date().timeIntervalSince1970 - 10)
+        let a = f.a
+        let hook = HookedInterface { _ in
+            try? TestFiles.write(a + "/doc", "third!", mtime: Date().timeIntervalSince1970 - 5)
+            try? TestFiles.write(a + "/new", "edited meanwhile", mtime: Date().timeIntervalSince1970 - 5)
+        }
+        let summary = try await f.run(retry: 0, interface: hook)
+        #expect(summary.exitCode == 2)
+        #expect(summary.failures.filter { $0.message.contains("changed during sync") }.count == 2, "\(summary.failures)")
+        #expect(TestFiles.read(f.b + "/doc") == "first")
+        #expect(!FileManager.default.fileExists(atPath: f.b + "/new"))
+        // No temporary file was left (or created) beside the targets.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.b).sorted() == ["doc"])
+        #expect(try await f.run().exitCode == 0)
+        #expect(TestFiles.read(f.b + "/new") == "edited meanwhile")
+    }
+
     @Test("without retries the changed path is reported as a failure (exit 2) and the target keeps its old content")
     func changedDuringSyncWithoutRetry() async throws {
         let f = try Fixture("core-retweak2")

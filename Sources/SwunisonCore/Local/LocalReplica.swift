@@ -114,10 +114,10 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     // MARK: Content
 
     public func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
-        let handle = try await blocking { [self] () throws(FileOperationError) in
+        // Opened where it is first read (see LocalFileReader): no hop of its own.
+        LocalFileReader { [self] () throws(FileOperationError) in
             try files.openForReading(path, expected: withOwnFingerprint(expected, at: path)!)
         }
-        return LocalFileReader(handle: handle)
     }
 
     /// Files up to this size that arrive in chunks (from the wire) are gathered in memory and
@@ -132,6 +132,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         if let local = source as? LocalFileReader {
             // Both sides on this host: write and seal in one hop to a blocking thread.
             writer = try await blocking { [self] () throws(FileOperationError) in
+                try local.openIfNeeded()
                 let writer = try files.beginWrite(path, entry: entry)
                 try local.copy(into: writer)
                 try writer.seal(replacing: expected, attributes: attributes)
@@ -303,13 +304,29 @@ public func makeDirectories(_ path: String) throws {
 }
 
 /// Streams a local file in 1 MiB chunks.
+///
+/// The file is opened (and checked against what the scan saw, Invariant 2) on first use, not by
+/// `openFile`: a copy between two local roots then opens, copies and seals in one hop to a
+/// blocking thread instead of two, which is a good part of the per-file cost of a first sync of
+/// many small files. Used by one consumer at a time.
 final class LocalFileReader: FileReader, @unchecked Sendable {
-    private let handle: FileReadHandle
+    private let open: @Sendable () throws(FileOperationError) -> FileReadHandle
+    private var opened: FileReadHandle?
     private static let chunkSize = 1 << 20
 
-    init(handle: FileReadHandle) { self.handle = handle }
+    init(open: @escaping @Sendable () throws(FileOperationError) -> FileReadHandle) { self.open = open }
+
+    /// The open file, opening it the first time.
+    private func handle() throws(FileOperationError) -> FileReadHandle {
+        if let opened { return opened }
+        let handle = try open()
+        opened = handle
+        return handle
+    }
 
     func read() async throws -> [UInt8]? {
+        let handle: FileReadHandle
+        do throws(FileOperationError) { handle = try self.handle() } catch { throw LocalReplica.replicaError(error) }
         let size = min(Self.chunkSize, max(Int(handle.entry.size), 4096))
         var chunk = [UInt8](repeating: 0, count: size)
         let n = try chunk.withUnsafeMutableBytes { buffer throws(ReplicaError) -> Int in
@@ -320,10 +337,15 @@ final class LocalFileReader: FileReader, @unchecked Sendable {
         return chunk
     }
 
+    /// Opens the file if that has not happened yet (call it before creating anything on the
+    /// other side, so a source that changed since the scan costs nothing there).
+    func openIfNeeded() throws(FileOperationError) { _ = try handle() }
+
     /// Copies the file's content (as long as it was when opened) straight into `writer`, with one
     /// buffer and no hop between threads; the writer's digest check catches a file that changed
     /// meanwhile.
     func copy(into writer: AtomicFileWriter) throws(FileOperationError) {
+        let handle = try self.handle()
         var remaining = Int(handle.entry.size)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, min(remaining, Self.chunkSize)), alignment: 16)
         defer { buffer.deallocate() }
@@ -335,5 +357,5 @@ final class LocalFileReader: FileReader, @unchecked Sendable {
         }
     }
 
-    func close() async { handle.close() }
+    func close() async { opened?.close() }
 }
