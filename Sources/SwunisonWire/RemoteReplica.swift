@@ -198,14 +198,9 @@ final class ClientCore: Sendable {
         sender = FrameSender(stream: stream)
     }
 
-    /// Sends our hello, starts the reader thread and waits for the server's hello.
-    func start() async throws -> (UInt16, Set<String>) {
-        try await start(pipelining: nil, to: nil)
-    }
-
-    /// Sends hello, then (without waiting for the server's hello) `first` as a request to
-    /// `pending`, and waits for the handshake.
-    func start(pipelining first: Message?, to pending: (any PendingRequest)?) async throws -> (UInt16, Set<String>) {
+    /// Sends our hello, starts the reader thread, sends `first` as a request to `pending` without
+    /// waiting for the server's hello, and waits for the handshake.
+    func start(pipelining first: Message, to pending: any PendingRequest) async throws -> (UInt16, Set<String>) {
         try await withCheckedThrowingContinuation { c in
             s.withLock { $0.handshake = c }
             FrameReceiver.start(stream: stream, name: "swunison-cli-rd",
@@ -216,7 +211,7 @@ final class ClientCore: Sendable {
             } catch {
                 // The reader sees the broken stream too; it reports the better message.
             }
-            if let first, let pending { send(first, to: pending) }
+            send(first, to: pending)
         }
     }
 
