@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -28,4 +29,21 @@ int swunison_openat_beneath(int dirfd, const char *path, int flags, unsigned int
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+int swunison_open_unnamed(int dirfd, unsigned int mode) {
+    return openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, (mode_t)mode);
+}
+
+int swunison_link_unnamed(int fd, int newdirfd, const char *newpath) {
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH on older kernels; /proc/self/fd works for anyone.
+    static int emptyPathRefused = 0;
+    if (!__atomic_load_n(&emptyPathRefused, __ATOMIC_RELAXED)) {
+        if (linkat(fd, "", newdirfd, newpath, AT_EMPTY_PATH) == 0) return 0;
+        if (errno != ENOENT && errno != EPERM) return -1;
+        __atomic_store_n(&emptyPathRefused, 1, __ATOMIC_RELAXED);
+    }
+    char procPath[64];
+    snprintf(procPath, sizeof procPath, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, procPath, newdirfd, newpath, AT_SYMLINK_FOLLOW);
 }

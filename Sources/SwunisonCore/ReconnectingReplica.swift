@@ -105,6 +105,18 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
         }
     }
 
+    /// Per-file results of a batch: a lost connection among them ends the connection as a
+    /// thrown one does (``using(_:)``), so the next call reconnects.
+    private func droppingLostConnection<T>(_ live: any Replica, _ results: [Result<T, ReplicaError>]) async
+        -> [Result<T, ReplicaError>] {
+        let lost = results.contains { if case .failure(.connection) = $0 { true } else { false } }
+        if lost {
+            current.withLock { if $0 === live { $0 = nil } }
+            await live.close()
+        }
+        return results
+    }
+
     public func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
         try await using { try await $0.scan(request, sink: sink) }
     }
@@ -114,6 +126,18 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
                           backup: Bool) async throws -> Entry {
         try await using { try await $0.writeFile(path, entry: entry, from: source, replacing: replacing, backup: backup) }
+    }
+    public func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
+        try await using { live in
+            let results = try await live.readFiles(requests)
+            return await droppingLostConnection(live, results)
+        }
+    }
+    public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        try await using { live in
+            let results = try await live.writeFiles(writes)
+            return await droppingLostConnection(live, results)
+        }
     }
     public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
         try await using { try await $0.makeDirectory(path, entry: entry, replacing: replacing, backup: backup) }

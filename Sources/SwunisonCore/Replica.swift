@@ -39,6 +39,20 @@ public protocol Replica: AnyObject, Sendable {
     func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
                    replacing: Entry?, backup: Bool) async throws -> Entry
 
+    /// Reads small files whole, each checked first against what the scan saw, as
+    /// ``openFile(_:expected:)`` does (Invariant 2). One result per request, in order; one file's
+    /// failure does not stop the others. Throws only when the replica cannot be reached at all.
+    ///
+    /// A first sync of many small files spends most of its time per file, not per byte: a
+    /// batch costs one hop to an I/O thread (one round trip over the wire) instead of one per file.
+    func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>]
+
+    /// Writes small files whose content is already in memory, each exactly as ``writeFile(_:entry:from:replacing:backup:)``
+    /// would (Invariant 1: temporary file, digest check, data durable before the rename;
+    /// Invariant 2: `replacing` checked just before it). One result per write, in order; one
+    /// file's failure does not stop the others. Throws only when the replica cannot be reached.
+    func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>]
+
     /// Creates a directory (or keeps an existing one) with `entry`'s attributes.
     func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry
 
@@ -63,6 +77,101 @@ public protocol Replica: AnyObject, Sendable {
 
     /// Ends the session with the replica (flushes, closes connections).
     func close() async
+}
+
+/// A file to read whole in a batch (``Replica/readFiles(_:)``).
+public struct FileReadRequest: Sendable, Hashable {
+    public var path: RelativePath
+    /// What the file must still be (kind, size, mtime, fingerprint when trusted).
+    public var expected: Entry
+    public init(path: RelativePath, expected: Entry) { self.path = path; self.expected = expected }
+}
+
+/// A small file to write in a batch (``Replica/writeFiles(_:)``): the arguments of
+/// ``Replica/writeFile(_:entry:from:replacing:backup:)`` with the content itself as the source.
+public struct FileWrite: Sendable {
+    public var path: RelativePath
+    /// The new file: its size and digest are checked, its attributes applied.
+    public var entry: Entry
+    public var content: [UInt8]
+    /// What the target must still be; nil = it must be absent.
+    public var replacing: Entry?
+    /// Keep what is replaced in the backup location.
+    public var backup: Bool
+
+    public init(path: RelativePath, entry: Entry, content: [UInt8], replacing: Entry?, backup: Bool) {
+        self.path = path; self.entry = entry; self.content = content; self.replacing = replacing; self.backup = backup
+    }
+}
+
+extension Replica {
+    public func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
+        await readFilesOneByOne(requests)
+    }
+
+    public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        await writeFilesOneByOne(writes)
+    }
+
+    /// Reads each file through ``openFile(_:expected:)``, all at once: for replicas with no
+    /// cheaper way.
+    public func readFilesOneByOne(_ requests: [FileReadRequest]) async -> [Result<[UInt8], ReplicaError>] {
+        await forEachConcurrently(requests.count) { index in
+            let request = requests[index]
+            let reader = try await self.openFile(request.path, expected: request.expected)
+            var content: [UInt8] = []
+            do {
+                while let chunk = try await reader.read() { content += chunk }
+            } catch {
+                await reader.close()
+                throw error
+            }
+            await reader.close()
+            return content
+        }
+    }
+
+    /// Writes each file through ``writeFile(_:entry:from:replacing:backup:)``, all at once: for
+    /// replicas with no cheaper way.
+    public func writeFilesOneByOne(_ writes: [FileWrite]) async -> [Result<Entry, ReplicaError>] {
+        await forEachConcurrently(writes.count) { index in
+            let write = writes[index]
+            let entry = try await self.writeFile(write.path, entry: write.entry, from: ContentReader(write.content),
+                                            replacing: write.replacing, backup: write.backup)
+            return entry
+        }
+    }
+}
+
+/// Runs `body` for `0..<count` concurrently; the results in index order, errors as ``ReplicaError``s.
+func forEachConcurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) async throws -> T) async
+    -> [Result<T, ReplicaError>] {
+    await withTaskGroup(of: (Int, Result<T, ReplicaError>).self) { group in
+        for index in 0..<count {
+            group.addTask {
+                do {
+                    let value = try await body(index)
+                    return (index, .success(value))
+                } catch {
+                    return (index, .failure(ReplicaError(error)))
+                }
+            }
+        }
+        var results = [Result<T, ReplicaError>?](repeating: nil, count: count)
+        for await (index, result) in group { results[index] = result }
+        return results.map { $0! }
+    }
+}
+
+/// Content already in memory, as a ``FileReader``.
+public final class ContentReader: FileReader, @unchecked Sendable {
+    private var content: [UInt8]?
+    public init(_ content: [UInt8]) { self.content = content }
+    public func read() async throws -> [UInt8]? {
+        defer { content = nil }
+        return content?.isEmpty == true ? nil : content
+    }
+    public func close() async { content = nil }
 }
 
 /// A stream of file content, read in order.
@@ -154,6 +263,11 @@ public enum ReplicaError: Error, Sendable, CustomStringConvertible {
         case .connection(let msg): return msg
         case .other(let msg): return msg
         }
+    }
+
+    /// `error` as a ReplicaError (any other error is described).
+    public init(_ error: any Error) {
+        self = (error as? ReplicaError) ?? .other(String(describing: error))
     }
 
     /// Whether the failure is transient and the path is worth retrying in this run.

@@ -126,12 +126,18 @@ public final class Archive: @unchecked Sendable {
     /// Records a run's outcome in one transaction (Invariant 4): each path's new entry, applied
     /// in order (nil removes the path and everything beneath it; fingerprints are dropped), then
     /// the snapshot ids now expected from each replica (nil = unknown, forcing a full scan).
-    public func commit(updates: some Sequence<(RelativePath, Entry?)>, snapshotA: UInt64?, snapshotB: UInt64?) throws(StorageError) {
+    /// - Parameter beforeCommit: runs once every row is written, just before `COMMIT`; an error
+    ///   it throws rolls everything back. A run writes the rows while the replicas commit their
+    ///   caches and waits here for them, so the archive still never records a change before the
+    ///   replicas made it durable (Invariant 4).
+    public func commit(updates: some Sequence<(RelativePath, Entry?)>, snapshotA: UInt64?, snapshotB: UInt64?,
+                       beforeCommit: () throws(StorageError) -> Void = {}) throws(StorageError) {
         try database.transaction { () throws(StorageError) in
             for (path, entry) in updates { try table.apply(path, entry?.withoutFingerprint) }
             try meta.setSnapshot("snapshot.a", snapshotA)
             try meta.setSnapshot("snapshot.b", snapshotB)
             try meta.set("updated", Int64(Glibc.time(nil)))
+            try beforeCommit()
         }
     }
 

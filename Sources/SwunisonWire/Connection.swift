@@ -134,7 +134,10 @@ public enum ProtocolVersions {
     /// Versions this release implements.
     public static let supported: ClosedRange<UInt16> = 1...1
     /// Features this release offers (both sides must list one to use it).
-    public static let features: [String] = ["notice"]
+    public static let features: [String] = ["notice", batchFiles]
+    /// `readFiles` / `writeFiles`: many small files in one request (a server without it gets
+    /// one request per file).
+    public static let batchFiles = "batch-files"
     /// Test hook: when set to N, this side claims to speak only version N.
     public static let environmentVariable = "SWUNISON_TEST_PROTOCOL_VERSION"
 

@@ -73,6 +73,10 @@ public enum Message: Sendable {
     case baselineBatch([BaselineUpdate])
     case commitBaseline(snapshot: UInt64)
     case shutdown
+    /// Feature `batch-files`: reads small files whole; the reply is ``fileContents(_:)``.
+    case readFiles([FileReadRequest])
+    /// Feature `batch-files`: writes small files given whole; the reply is ``writeResults(_:)``.
+    case writeFiles([FileWrite])
 
     // Stream control, client to server (request id of the stream).
     case writeChunk([UInt8])
@@ -91,6 +95,10 @@ public enum Message: Sendable {
     case fileChunk([UInt8])
     case fileEnd
     case writeCredit(UInt32)
+    /// One result per file of a ``readFiles(_:)`` request, in order.
+    case fileContents([Result<[UInt8], ReplicaError>])
+    /// One result per file of a ``writeFiles(_:)`` request, in order.
+    case writeResults([Result<Entry, ReplicaError>])
     /// Unsolicited, request id 0: a line for the client's log.
     case notice(String)
 
@@ -111,6 +119,8 @@ public enum Message: Sendable {
         case .baselineBatch: return 0x19
         case .commitBaseline: return 0x1A
         case .shutdown: return 0x1B
+        case .readFiles: return 0x1C
+        case .writeFiles: return 0x1D
         case .writeChunk: return 0x20
         case .writeEnd: return 0x21
         case .writeAbort: return 0x22
@@ -126,6 +136,8 @@ public enum Message: Sendable {
         case .fileEnd: return 0x47
         case .writeCredit: return 0x48
         case .notice: return 0x49
+        case .fileContents: return 0x4A
+        case .writeResults: return 0x4B
         }
     }
 
@@ -146,6 +158,8 @@ public enum Message: Sendable {
         case .baselineBatch: return "baselineBatch"
         case .commitBaseline: return "commitBaseline"
         case .shutdown: return "shutdown"
+        case .readFiles: return "readFiles"
+        case .writeFiles: return "writeFiles"
         case .writeChunk: return "writeChunk"
         case .writeEnd: return "writeEnd"
         case .writeAbort: return "writeAbort"
@@ -161,6 +175,8 @@ public enum Message: Sendable {
         case .fileEnd: return "fileEnd"
         case .writeCredit: return "writeCredit"
         case .notice: return "notice"
+        case .fileContents: return "fileContents"
+        case .writeResults: return "writeResults"
         }
     }
 
@@ -192,6 +208,30 @@ public enum Message: Sendable {
         case .failure(let e): w.replicaError(e)
         case .scanBatch(let changes): w.count(changes.count); for c in changes { w.change(c) }
         case .scanDone(let r): w.scanResult(r)
+        case .readFiles(let requests):
+            w.count(requests.count)
+            for r in requests { w.path(r.path); w.entry(r.expected) }
+        case .writeFiles(let writes):
+            w.count(writes.count)
+            for f in writes {
+                w.path(f.path); w.entry(f.entry); w.optionalEntry(f.replacing); w.bool(f.backup); w.blob(f.content)
+            }
+        case .fileContents(let results):
+            w.count(results.count)
+            for r in results {
+                switch r {
+                case .success(let content): w.u8(0); w.blob(content)
+                case .failure(let e): w.u8(1); w.replicaError(e)
+                }
+            }
+        case .writeResults(let results):
+            w.count(results.count)
+            for r in results {
+                switch r {
+                case .success(let entry): w.u8(0); w.entry(entry)
+                case .failure(let e): w.u8(1); w.replicaError(e)
+                }
+            }
         }
     }
 
@@ -201,6 +241,15 @@ public enum Message: Sendable {
 
     private static func placement(from r: inout WireReader) throws(WireError) -> Placement {
         Placement(path: try r.path(), entry: try r.entry(), replacing: try r.optionalEntry(), backup: try r.bool())
+    }
+
+    /// The tag before each result of a batch reply: 0 = success, 1 = failure.
+    private static func isSuccess(_ r: inout WireReader) throws(WireError) -> Bool {
+        switch try r.u8() {
+        case 0: return true
+        case 1: return false
+        case let tag: throw .malformed("result tag \(tag)")
+        }
     }
 
     /// Decodes a body of message type `type`; the reader must be exactly consumed.
@@ -239,6 +288,19 @@ public enum Message: Sendable {
             m = .baselineBatch(updates)
         case 0x1A: m = .commitBaseline(snapshot: try r.u64())
         case 0x1B: m = .shutdown
+        case 0x1C:
+            var requests: [FileReadRequest] = []
+            for _ in 0..<(try r.count(minimumItemSize: 3)) {
+                requests.append(FileReadRequest(path: try r.path(), expected: try r.entry()))
+            }
+            m = .readFiles(requests)
+        case 0x1D:
+            var writes: [FileWrite] = []
+            for _ in 0..<(try r.count(minimumItemSize: 5)) {
+                let path = try r.path(), entry = try r.entry(), replacing = try r.optionalEntry(), backup = try r.bool()
+                writes.append(FileWrite(path: path, entry: entry, content: try r.blob(), replacing: replacing, backup: backup))
+            }
+            m = .writeFiles(writes)
         case 0x20: m = .writeChunk(try r.blob())
         case 0x21: m = .writeEnd
         case 0x22: m = .writeAbort(try r.string())
@@ -257,6 +319,18 @@ public enum Message: Sendable {
         case 0x47: m = .fileEnd
         case 0x48: m = .writeCredit(try r.u32())
         case 0x49: m = .notice(try r.string())
+        case 0x4A:
+            var results: [Result<[UInt8], ReplicaError>] = []
+            for _ in 0..<(try r.count(minimumItemSize: 2)) {
+                results.append(try Self.isSuccess(&r) ? .success(try r.blob()) : .failure(try r.replicaError()))
+            }
+            m = .fileContents(results)
+        case 0x4B:
+            var results: [Result<Entry, ReplicaError>] = []
+            for _ in 0..<(try r.count(minimumItemSize: 2)) {
+                results.append(try Self.isSuccess(&r) ? .success(try r.entry()) : .failure(try r.replicaError()))
+            }
+            m = .writeResults(results)
         default: throw .unknownMessage(type: type)
         }
         guard r.isAtEnd else { throw .malformed("\(r.remaining) stray bytes after a \(m.name) message") }

@@ -120,6 +120,28 @@ public final class RemoteReplica: Replica, Sendable {
         return try entryReply(try await reply.value)
     }
 
+    /// One `readFiles` request for the whole batch when the server offers `batch-files`; one
+    /// request per file otherwise.
+    public func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
+        guard features.contains(ProtocolVersions.batchFiles) else { return await readFilesOneByOne(requests) }
+        let reply = try await core.request(.readFiles(requests))
+        guard case .fileContents(let results) = reply, results.count == requests.count else {
+            throw ReplicaError.connection("\(displayName): unexpected reply \(reply.name) to readFiles")
+        }
+        return results
+    }
+
+    /// One `writeFiles` request for the whole batch when the server offers `batch-files`; one
+    /// request per file otherwise.
+    public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        guard features.contains(ProtocolVersions.batchFiles) else { return await writeFilesOneByOne(writes) }
+        let reply = try await core.request(.writeFiles(writes))
+        guard case .writeResults(let results) = reply, results.count == writes.count else {
+            throw ReplicaError.connection("\(displayName): unexpected reply \(reply.name) to writeFiles")
+        }
+        return results
+    }
+
     public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
         try entryReply(try await core.request(.makeDirectory(Placement(path: path, entry: entry, replacing: replacing, backup: backup))))
     }

@@ -14,6 +14,7 @@ public final class ReplicaServer: Sendable {
     private let stream: any ByteStream
     private let sender: FrameSender
     private let versions: ClosedRange<UInt16>
+    private let features: [String]
     private let log: @Sendable (String) -> Void
     private let makeReplica: @Sendable (ReplicaSpec) async throws -> any Replica
     private let state = Mutex(State())
@@ -22,6 +23,8 @@ public final class ReplicaServer: Sendable {
     public static let initialWriteCredit = 1 << 20
     /// The largest content chunk the server sends.
     public static let chunkSize = 256 << 10
+    /// Content one `readFiles` reply may carry.
+    public static let maxBatchContent: Int64 = 8 << 20
 
     private struct State {
         var handshakeDone = false
@@ -41,14 +44,16 @@ public final class ReplicaServer: Sendable {
     /// - Parameters:
     ///   - stream: the connection to the client.
     ///   - versions: protocol versions to claim (tests change this to show a mismatch).
+    ///   - features: features to offer (tests leave some out to play an older server).
     ///   - log: where diagnostics go (stderr in `swunison server`; never stdout).
     ///   - makeReplica: opens the replica the client names.
     public init(stream: any ByteStream, versions: ClosedRange<UInt16> = ProtocolVersions.fromEnvironment(),
-                log: @escaping @Sendable (String) -> Void = { _ in },
+                features: [String] = ProtocolVersions.features, log: @escaping @Sendable (String) -> Void = { _ in },
                 makeReplica: @escaping @Sendable (ReplicaSpec) async throws -> any Replica) {
         self.stream = stream
         self.sender = FrameSender(stream: stream)
         self.versions = versions
+        self.features = features
         self.log = log
         self.makeReplica = makeReplica
     }
@@ -57,7 +62,7 @@ public final class ReplicaServer: Sendable {
     /// - Throws: ``WireError`` when the client broke the protocol (after telling it why), or the
     ///   stream's error.
     public func run() async throws {
-        try sender.send(Frame(0, .hello(Hello(versions: versions, features: ProtocolVersions.features))))
+        try sender.send(Frame(0, .hello(Hello(versions: versions, features: features))))
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             state.withLock { $0.finished = c }
             FrameReceiver.start(stream: stream, name: "swunison-srv-rd",
@@ -166,6 +171,17 @@ public final class ReplicaServer: Sendable {
             spawn(id) { [self] in .backupLocation(try await replica().backup(path, expected: expected)) }
         case let .setAttributes(path, expected, to):
             spawn(id) { [self] in .entry(try await replica().setAttributes(path, expected: expected, to: to)) }
+        case .readFiles(let requests):
+            spawn(id) { [self] in
+                // The reply must fit in one frame; the client's batches stay far below this.
+                let total = requests.reduce(Int64(0)) { $0 + max($1.expected.size, 0) }
+                guard total <= Self.maxBatchContent else {
+                    throw ReplicaError.other("readFiles: \(requests.count) files, \(total) bytes: more than one reply can carry")
+                }
+                return .fileContents(try await replica().readFiles(requests))
+            }
+        case .writeFiles(let writes):
+            spawn(id) { [self] in .writeResults(try await replica().writeFiles(writes)) }
         case .baselineBatch(let updates):
             state.withLock { $0.baselines[id, default: []].append(contentsOf: updates) }
         case .commitBaseline(let snapshot):
@@ -196,7 +212,7 @@ public final class ReplicaServer: Sendable {
             }
             flag?.cancel(); gate?.cancel(); write?.abort("the client cancelled the transfer"); task?.cancel()
         case .ok, .entry, .backupLocation, .failure, .scanBatch, .scanDone, .fileChunk, .fileEnd,
-             .writeCredit, .notice:
+             .writeCredit, .notice, .fileContents, .writeResults:
             throw WireError.unexpected("\(frame.message.name) message from the client")
         }
     }

@@ -17,13 +17,14 @@ final class Harness: @unchecked Sendable {
     let notices = NoticeLog()
 
     init(clientVersions: ClosedRange<UInt16> = ProtocolVersions.supported,
-         serverVersions: ClosedRange<UInt16> = ProtocolVersions.supported) async throws {
+         serverVersions: ClosedRange<UInt16> = ProtocolVersions.supported,
+         serverFeatures: [String] = ProtocolVersions.features) async throws {
         dir = try TemporaryDirectory("wire")
         let replica = DirectoryReplica(root: dir.path)
         self.replica = replica
         let (c, s) = try PipeStream.pair()
         serverStream = s
-        let server = ReplicaServer(stream: s, versions: serverVersions) { spec in
+        let server = ReplicaServer(stream: s, versions: serverVersions, features: serverFeatures) { spec in
             guard spec.root == replica.root else { throw ReplicaError.badRoot(root: spec.root, message: "unknown root") }
             return replica
         }

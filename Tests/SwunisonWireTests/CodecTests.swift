@@ -25,7 +25,7 @@ import Testing
             }
         }
         #expect(known == Set(Sample.messages.map(\.type)))
-        #expect(known.count == 29)
+        #expect(known.count == 33)
     }
 
     @Test func roundTripAllAtOnce() throws {

@@ -48,6 +48,14 @@ enum Sample {
             .baselineBatch([BaselineUpdate(path: path("x"), entry: file), BaselineUpdate(path: oddPath, entry: nil)]),
             .commitBaseline(snapshot: .max),
             .shutdown,
+            .readFiles([FileReadRequest(path: oddPath, expected: file), FileReadRequest(path: path("r/2"), expected: untrusted)]),
+            .readFiles([]),
+            .writeFiles([FileWrite(path: path("w"), entry: file, content: [9, 8, 7], replacing: nil, backup: false),
+                         FileWrite(path: oddPath, entry: untrusted, content: [], replacing: link, backup: true)]),
+            .fileContents([.success([1, 2, 3]), .success([]), .failure(.changedDuringSync(path("c"))),
+                           .failure(.system(path: oddPath, operation: "read", errno: 5, message: "I/O error"))]),
+            .writeResults([.success(file), .failure(.digestMismatch(path("m"))), .success(untrusted)]),
+            .writeResults([]),
             .writeChunk([1, 2, 3]),
             .writeEnd,
             .writeAbort("source failed"),
@@ -102,6 +110,19 @@ final class DirectoryReplica: Replica, @unchecked Sendable {
     init(root: String) { self.root = root; displayName = root }
 
     var committed: [BaselineUpdate] { lock.withLock { _committed } }
+    private var _batches: [String] = []
+    /// The batch requests served, as "read N" / "write N".
+    var batches: [String] { lock.withLock { _batches } }
+
+    func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
+        lock.withLock { _batches.append("read \(requests.count)") }
+        return await readFilesOneByOne(requests)
+    }
+
+    func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        lock.withLock { _batches.append("write \(writes.count)") }
+        return await writeFilesOneByOne(writes)
+    }
     var snapshot: UInt64? { lock.withLock { _snapshot } }
     var isClosed: Bool { lock.withLock { _closed } }
 

@@ -96,6 +96,35 @@ final class RawPeer: @unchecked Sendable {
         await #expect(throws: WireError.self) { try await run.value }
     }
 
+    @Test(arguments: [["ok", "../../etc/passwd"], ["x/./y"], ["/abs"], ["a\u{0}b"]])
+    func aHostilePathInsideAWriteBatchEndsTheConnectionAndWritesNothing(_ names: [String]) async throws {
+        let (peer, run, dir) = try start()
+        let path = dir.path
+        let fatal = try await onThread { () throws -> String? in
+        try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: [ProtocolVersions.batchFiles]))))
+        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        var w = WireWriter()
+        w.u32(0); w.u8(0x1D); w.varint(2); w.count(names.count)
+        for name in names {
+            w.blob(Array(name.utf8)); w.entry(Sample.file); w.optionalEntry(nil); w.bool(false); w.blob([1, 2, 3])
+        }
+        var bytes = w.bytes
+        let length = bytes.count - 4
+        bytes[0] = UInt8(length >> 24); bytes[1] = UInt8((length >> 16) & 0xFF)
+        bytes[2] = UInt8((length >> 8) & 0xFF); bytes[3] = UInt8(length & 0xFF)
+        try peer.sendRaw(bytes)
+        var fatal: String?
+        while let f = try? peer.next() {
+            if case .fatal(let reason) = f.message { fatal = reason; break }
+        }
+        return fatal
+        }
+        #expect(fatal?.contains("path") == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: path).isEmpty)
+        peer.stream.close()
+        await #expect(throws: WireError.self) { try await run.value }
+    }
+
     @Test func requestsBeforeHelloAreRefused() async throws {
         let (peer, run, _) = try start()
         let fatal = try await onThread { () throws -> String? in

@@ -25,5 +25,12 @@ int swunison_syncfs(int fd);
 /// EXDEV on any escape. -1 with errno ENOSYS (or EPERM under some seccomp filters) when the kernel
 /// lacks openat2 (before Linux 5.6).
 int swunison_openat_beneath(int dirfd, const char *path, int flags, unsigned int mode);
+/// openat(2) with O_TMPFILE | O_WRONLY | O_CLOEXEC: an unnamed regular file in the directory
+/// dirfd, freed on close unless linked. -1 with errno EOPNOTSUPP/EISDIR/EINVAL where the file
+/// system (or kernel) lacks it.
+int swunison_open_unnamed(int dirfd, unsigned int mode);
+/// Gives the unnamed file fd the name `newpath` in newdirfd (fails with EEXIST if it exists):
+/// linkat(2) with AT_EMPTY_PATH, or through /proc/self/fd when that is not permitted.
+int swunison_link_unnamed(int fd, int newdirfd, const char *newpath);
 
 #endif

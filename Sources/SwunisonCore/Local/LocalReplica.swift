@@ -133,7 +133,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
             // Both sides on this host: write and seal in one hop to a blocking thread.
             writer = try await blocking { [self] () throws(FileOperationError) in
                 try local.openIfNeeded()
-                let writer = try files.beginWrite(path, entry: entry)
+                let writer = try files.beginWrite(path, entry: entry, forNewFile: expected == nil)
                 try local.copy(into: writer)
                 try writer.seal(replacing: expected, attributes: attributes)
                 return writer
@@ -149,13 +149,13 @@ public final class LocalReplica: Replica, @unchecked Sendable {
             }
             let gathered = chunks
             writer = try await blocking { [self] () throws(FileOperationError) in
-                let writer = try files.beginWrite(path, entry: entry)
+                let writer = try files.beginWrite(path, entry: entry, forNewFile: expected == nil)
                 for chunk in gathered { try writer.append(chunk) }
                 try writer.seal(replacing: expected, attributes: attributes)
                 return writer
             }
         } else {
-            writer = try await blocking { [self] () throws(FileOperationError) in try files.beginWrite(path, entry: entry) }
+            writer = try await blocking { [self] () throws(FileOperationError) in try files.beginWrite(path, entry: entry, forNewFile: expected == nil) }
             do {
                 while let chunk = try await source.read() {
                     try await blocking { () throws(FileOperationError) in try writer.append(chunk) }
@@ -177,6 +177,58 @@ public final class LocalReplica: Replica, @unchecked Sendable {
         } catch {
             writer.abort()
             throw error
+        }
+    }
+
+    public func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
+        let expected = requests.map { withOwnFingerprint($0.expected, at: $0.path)! }
+        return await onIOThread { [files] in
+            requests.indices.map { index in
+                Result { () throws(FileOperationError) -> [UInt8] in
+                    try files.readWhole(requests[index].path, expected: expected[index])
+                }.mapError { Self.replicaError($0) }
+            }
+        }
+    }
+
+    /// Every file of the batch is created, filled and sealed in one hop to an I/O thread (the
+    /// parent directory opened once per run of files in it), made durable by one shared syncfs
+    /// (Invariant 1), then renamed into place in a second hop.
+    public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        let expected = writes.map { withOwnFingerprint($0.replacing, at: $0.path) }
+        let attributes = self.attributes
+        var sealed = await onIOThread { [files] in
+            var parents = ParentDirectoryCache()
+            return writes.indices.map { index in
+                Result { () throws(FileOperationError) -> AtomicFileWriter in
+                    let write = writes[index]
+                    let writer = try files.beginWrite(write.path, entry: write.entry, reusing: &parents,
+                                                      forNewFile: expected[index] == nil)
+                    try writer.append(write.content)
+                    try writer.seal(replacing: expected[index], attributes: attributes)
+                    return writer
+                }.mapError { Self.replicaError($0) }
+            }
+        }
+        if sealed.contains(where: { if case .success = $0 { true } else { false } }) {
+            do {
+                // Data before names (Invariant 1), one syncfs for the batch and every other writer.
+                try await durability.waitUntilDurable()
+            } catch {
+                let failure = ReplicaError(error)
+                for case .success(let writer) in sealed { writer.abort() }
+                sealed = sealed.map { _ in .failure(failure) }
+            }
+        }
+        let ready = sealed
+        return await onIOThread {
+            ready.indices.map { index in
+                ready[index].flatMap { writer in
+                    Result { () throws(FileOperationError) -> Entry in
+                        try writer.finish(replacing: expected[index], backup: writes[index].backup)
+                    }.mapError { Self.replicaError($0) }
+                }
+            }
         }
     }
 
@@ -272,6 +324,13 @@ public final class LocalReplica: Replica, @unchecked Sendable {
                 continuation.resume(with: Result { () throws(FileOperationError) -> T in try body() }
                     .mapError { Self.replicaError($0) })
             }
+        }
+    }
+
+    /// Runs blocking work that reports its own failures on one of the I/O workers.
+    private func onIOThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            BlockingWorkers.shared.run { continuation.resume(returning: body()) }
         }
     }
 

@@ -200,6 +200,11 @@ public final class Propagator: Sendable {
     }
 
     /// Runs one depth level's operations concurrently, at most `maxConcurrentOperations` at once.
+    ///
+    /// Copies of small files go in batches (``Replica/readFiles(_:)`` then
+    /// ``Replica/writeFiles(_:)``), each batch counting as its files towards the limits: a first
+    /// sync of many small files then costs a hop (or a round trip) per batch instead of several
+    /// per file. Every other operation runs on its own.
     private func runLevel(_ ops: [Operation], ledger: inout Ledger, result: inout PropagationResult,
                           progress: (@Sendable (RelativePath, Int64) -> Void)?) async {
         /// Whether `op` may run; a blocked one is recorded as failed here.
@@ -211,11 +216,14 @@ public final class Propagator: Sendable {
             return false
         }
         let limit = max(1, options.maxConcurrentOperations)
-        await withTaskGroup(of: Completed.self) { group in
-            // Keep up to `limit` operations running; start the next one as each finishes.
+        let batchFiles = Self.batchFiles(forLimit: limit)
+        await withTaskGroup(of: [Completed].self) { group in
+            // Keep up to `limit` operations running; start the next ones as others finish.
             var started = 0
             var running = 0
             var bytesInFlight: Int64 = 0
+            // Small copies gathered per receiving side, not yet started.
+            var gathering = SmallCopyBatches()
             while started < ops.count || running > 0 {
                 while started < ops.count && running < limit {
                     let op = ops[started]
@@ -227,39 +235,109 @@ public final class Propagator: Sendable {
                     guard mayRun(op) else { continue }
                     running += 1
                     bytesInFlight += weight
+                    if Self.isSmallCopy(op) {
+                        if let full = gathering.add(op, weight: weight, maxFiles: batchFiles, maxBytes: Self.maxBatchBytes) {
+                            group.addTask { [self] in await performBatch(full) }
+                        }
+                        continue
+                    }
                     group.addTask { [self] in
                         // The await stands on its own line: Swift 6.3.1's optimiser returned a wrong
                         // captured value from `return (captured, .success(try await f()))`.
                         do {
                             let done = try await self.perform(op)
-                            return Completed(op: op, outcome: .success(done))
+                            return [Completed(op: op, outcome: .success(done))]
                         } catch {
-                            return Completed(op: op, outcome: .failure(error))
+                            return [Completed(op: op, outcome: .failure(error))]
                         }
                     }
                 }
-                guard let completed = await group.next() else { break }
-                running -= 1
-                let op = completed.op
-                bytesInFlight -= Self.contentWeight(op)
-                let outcome = completed.outcome
-                switch outcome {
-                case .success(let done):
-                    ledger.complete(op, written: done.written)
-                    if let location = done.backupLocation {
-                        result.backups.append(BackupRecord(path: op.path, side: op.target, location: location,
-                                                           isConflictLoser: op.isConflictLoser))
+                // Nothing more joins a partial batch before something finishes: start it now.
+                for partial in gathering.takeAll() {
+                    group.addTask { [self] in await performBatch(partial) }
+                }
+                guard let finished = await group.next() else { break }
+                for completed in finished {
+                    running -= 1
+                    let op = completed.op
+                    bytesInFlight -= Self.contentWeight(op)
+                    switch completed.outcome {
+                    case .success(let done):
+                        ledger.complete(op, written: done.written)
+                        if let location = done.backupLocation {
+                            result.backups.append(BackupRecord(path: op.path, side: op.target, location: location,
+                                                               isConflictLoser: op.isConflictLoser))
+                        }
+                        result.bytesCopied += done.bytesCopied
+                        progress?(op.path, done.bytesCopied)
+                    case .failure(let error):
+                        let retryable = (error as? ReplicaError)?.isRetryable ?? false
+                        let message = "\(error)"
+                        ledger.fail(op, message: message, retryable: retryable)
+                        result.failures.append(PathFailure(path: op.path, side: op.target, message: message,
+                                                           isRetryable: retryable))
                     }
-                    result.bytesCopied += done.bytesCopied
-                    progress?(op.path, done.bytesCopied)
-                case .failure(let error):
-                    let retryable = (error as? ReplicaError)?.isRetryable ?? false
-                    let message = "\(error)"
-                    ledger.fail(op, message: message, retryable: retryable)
-                    result.failures.append(PathFailure(path: op.path, side: op.target, message: message,
-                                                       isRetryable: retryable))
                 }
             }
+        }
+    }
+
+    /// Files up to this size are copied in batches.
+    static let smallFileLimit: Int64 = 128 << 10
+    /// Content of one batch, at most (a batch with one file may be larger).
+    static let maxBatchBytes: Int64 = 1 << 20
+
+    /// Files per batch: enough that a batch amortises its hop, few enough that several batches
+    /// (and the I/O threads behind them) work at once within the operation limit.
+    static func batchFiles(forLimit limit: Int) -> Int { min(64, max(1, limit / 8)) }
+
+    /// Whether `op` is a copy that can go in a batch: a small file whose replaced version (if
+    /// any) needs no backup call of its own first.
+    private static func isSmallCopy(_ op: Operation) -> Bool {
+        guard op.action == .copyFile, let source = op.source, source.size <= smallFileLimit else { return false }
+        return !(op.backup && op.expected?.kind == .file)
+    }
+
+    /// Copies a batch of small files, all with the same receiving side: one read of them all on
+    /// the sending side, one write of those read on the receiving side.
+    private func performBatch(_ ops: [Operation]) async -> [Completed] {
+        let to = ops[0].target
+        var outcomes = [Result<OperationResult, Error>?](repeating: nil, count: ops.count)
+        let requests = ops.map { FileReadRequest(path: $0.path, expected: $0.source!) }
+        let contents: [Result<[UInt8], ReplicaError>]
+        do {
+            contents = try await replicas[to.other].readFiles(requests)
+        } catch {
+            return ops.map { Completed(op: $0, outcome: .failure(error)) }
+        }
+        var writes: [FileWrite] = []
+        var writing: [Int] = []
+        writes.reserveCapacity(ops.count)
+        for (index, content) in contents.enumerated() {
+            switch content {
+            case .success(let bytes):
+                let op = ops[index]
+                writes.append(FileWrite(path: op.path, entry: op.source!, content: bytes, replacing: op.expected,
+                                        backup: false))
+                writing.append(index)
+            case .failure(let error):
+                outcomes[index] = .failure(error)
+            }
+        }
+        if !writes.isEmpty {
+            do {
+                let written = try await replicas[to].writeFiles(writes)
+                for (index, outcome) in zip(writing, written) {
+                    outcomes[index] = outcome
+                        .map { OperationResult(written: $0, bytesCopied: ops[index].source!.size) }
+                        .mapError { $0 as Error }
+                }
+            } catch {
+                for index in writing { outcomes[index] = .failure(error) }
+            }
+        }
+        return zip(ops, outcomes).map { op, outcome in
+            Completed(op: op, outcome: outcome ?? .failure(ReplicaError.other("\(op.path): no result for a batched copy")))
         }
     }
 
@@ -322,6 +400,34 @@ public final class Propagator: Sendable {
                 throw error
             }
         }
+    }
+}
+
+/// Small copies waiting to be started as batches, one batch per receiving side.
+private struct SmallCopyBatches {
+    private var toA: [Operation] = []
+    private var toB: [Operation] = []
+    private var bytesA: Int64 = 0
+    private var bytesB: Int64 = 0
+
+    /// Adds `op`; returns its side's batch when that is full (and starts a new one).
+    mutating func add(_ op: Operation, weight: Int64, maxFiles: Int, maxBytes: Int64) -> [Operation]? {
+        if op.target == .a {
+            toA.append(op); bytesA += weight
+            guard toA.count >= maxFiles || bytesA >= maxBytes else { return nil }
+            defer { toA = []; bytesA = 0 }
+            return toA
+        }
+        toB.append(op); bytesB += weight
+        guard toB.count >= maxFiles || bytesB >= maxBytes else { return nil }
+        defer { toB = []; bytesB = 0 }
+        return toB
+    }
+
+    /// The batches not yet full, emptied.
+    mutating func takeAll() -> [[Operation]] {
+        defer { toA = []; toB = []; bytesA = 0; bytesB = 0 }
+        return [toA, toB].filter { !$0.isEmpty }
     }
 }
 

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Logging
 import Synchronization
@@ -237,23 +238,52 @@ public final class Session: Sendable {
         let snapshotA = UInt64.random(in: 1...UInt64.max)
         let snapshotB = UInt64.random(in: 1...UInt64.max)
         let prepared = ContinuousClock.now
+        // The archive's rows are written on a thread of their own while the replicas commit their
+        // caches (over ssh that is mostly waiting); its COMMIT waits for both caches and is
+        // rolled back if either fails (Invariant 4: the archive comes last).
+        let archiveCount = archiveUpdates.count
+        sortForCommit(&archiveUpdates)
+        let cachesCommitted = CommitGate()
+        let archiveWritten = Self.onOwnThread { [archive, archiveUpdates] () throws(StorageError) in
+            try archive.commit(updates: archiveUpdates.lazy.map { ($0.path, $0.entry) },
+                               snapshotA: snapshotA, snapshotB: snapshotB,
+                               beforeCommit: { () throws(StorageError) in try cachesCommitted.wait() })
+        }
+        archiveUpdates = []
         // Sorted in place and handed over one side at a time, each array freed before the next:
         // for an initial sync these arrays hold every path, so no copies.
         var cacheTimes: [Duration] = []
-        for (side, snapshot) in [(Side.a, snapshotA), (Side.b, snapshotB)] {
-            let sideStarted = ContinuousClock.now
-            var updates = cacheUpdates.removeValue(forKey: side)!
-            sortForCommit(&updates)
-            try await replicas[side].commitBaseline(updates, snapshot: snapshot)
-            cacheTimes.append(ContinuousClock.now - sideStarted)
+        do {
+            for (side, snapshot) in [(Side.a, snapshotA), (Side.b, snapshotB)] {
+                let sideStarted = ContinuousClock.now
+                var updates = cacheUpdates.removeValue(forKey: side)!
+                sortForCommit(&updates)
+                try await replicas[side].commitBaseline(updates, snapshot: snapshot)
+                cacheTimes.append(ContinuousClock.now - sideStarted)
+            }
+        } catch {
+            cachesCommitted.open(.failure(StorageError(.sqlite, role: .archive, file: "",
+                                                       message: "not committed: a replica's cache could not be committed")))
+            _ = await archiveWritten.result
+            throw error
         }
         let archiveStarted = ContinuousClock.now
-        let archiveCount = archiveUpdates.count
-        sortForCommit(&archiveUpdates)
-        try archive.commit(updates: archiveUpdates.lazy.map { ($0.path, $0.entry) },
-                           snapshotA: snapshotA, snapshotB: snapshotB)
-        logger.info("commit times: updates \(seconds(prepared - started)), cache A \(seconds(cacheTimes[0])), cache B \(seconds(cacheTimes[1])), archive \(seconds(ContinuousClock.now - archiveStarted)); \(residentMemory())")
+        cachesCommitted.open(.success(()))
+        try await archiveWritten.value
+        logger.info("commit times: updates \(seconds(prepared - started)), cache A \(seconds(cacheTimes[0])), cache B \(seconds(cacheTimes[1])), archive (after the caches) \(seconds(ContinuousClock.now - archiveStarted)); \(residentMemory())")
         logger.info("committed \(archiveCount) archive updates")
+    }
+
+    /// Runs blocking work on a Dispatch thread (never one of the few threads async code runs on,
+    /// since it may wait for async work) and returns it as a task.
+    private static func onOwnThread(_ body: @escaping @Sendable () throws(StorageError) -> Void) -> Task<Void, Error> {
+        Task {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { () throws(StorageError) in try body() }.mapError { $0 as Error })
+                }
+            }
+        }
     }
 
     /// Sorts updates in walk order, with a deletion of a directory applied before anything
@@ -346,5 +376,27 @@ private final class ChangeCollector: Sendable {
             defer { taken = [] }
             return taken
         }
+    }
+}
+
+/// A one-time signal from async code to a blocked thread: the outcome the thread waits for.
+final class CommitGate: Sendable {
+    private let state = Mutex<Result<Void, StorageError>?>(nil)
+    private let semaphore = DispatchSemaphore(value: 0)
+
+    func open(_ outcome: Result<Void, StorageError>) {
+        let first = state.withLock { s -> Bool in
+            guard s == nil else { return false }
+            s = outcome
+            return true
+        }
+        if first { semaphore.signal() }
+    }
+
+    /// Blocks until ``open(_:)``; throws what it was opened with.
+    func wait() throws(StorageError) {
+        semaphore.wait()
+        semaphore.signal()
+        try state.withLock { $0 }!.get()
     }
 }

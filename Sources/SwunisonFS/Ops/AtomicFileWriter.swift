@@ -1,18 +1,51 @@
+import CSwunisonShims
 import Glibc
+import Synchronization
 import SwunisonModel
 
 extension ReplicaFiles {
+    /// False once a file system refused `O_TMPFILE` (then every writer uses a named temporary file).
+    static let unnamedFilesWork = Atomic<Bool>(true)
+
     /// Starts writing the file `path` with content that must hash to `entry.digest`.
     ///
     /// Creates `.swunison.<pid>.<random>.tmp` in the destination directory (`O_CREAT|O_EXCL|
     /// O_NOFOLLOW`, mode 0600); the real name is untouched until ``AtomicFileWriter/commit(replacing:backup:attributes:)``.
     /// - Throws: `.system` when the parent cannot be opened (`ELOOP` for a symlink on the way) or
     ///   the temporary file cannot be created.
-    public func beginWrite(_ path: RelativePath, entry: Entry) throws(FileOperationError) -> AtomicFileWriter {
+    public func beginWrite(_ path: RelativePath, entry: Entry, forNewFile: Bool = false) throws(FileOperationError) -> AtomicFileWriter {
+        var parents = ParentDirectoryCache()
+        return try beginWrite(path, entry: entry, reusing: &parents, forNewFile: forNewFile)
+    }
+
+    /// ``beginWrite(_:entry:)`` for one of many files: the parent directory is opened only when
+    /// it differs from the one `parents` holds.
+    ///
+    /// With `forNewFile` (the caller expects nothing at `path`) the temporary file has no name at
+    /// all where the file system allows it (`O_TMPFILE`): ``AtomicFileWriter/finish(replacing:backup:)``
+    /// then links it in under its real name, failing if something appeared there, and a crash
+    /// leaves nothing behind. That is two directory updates fewer per file than a named
+    /// temporary file and a rename, which is most of what a first sync of many small files costs
+    /// the receiving kernel.
+    public func beginWrite(_ path: RelativePath, entry: Entry, reusing parents: inout ParentDirectoryCache,
+                           forNewFile: Bool = false) throws(FileOperationError) -> AtomicFileWriter {
         guard !path.isRoot else {
             throw .system(path: path, operation: "write", SystemCallError("open", errno: EISDIR))
         }
-        let location = try locate(path)
+        let location = try locate(path, reusing: &parents)
+        if forNewFile && Self.unnamedFilesWork.load(ordering: .relaxed) {
+            let fd = swunison_open_unnamed(location.directory.fd, 0o600)
+            if fd >= 0 {
+                return AtomicFileWriter(files: self, path: path, entry: entry, location: location,
+                                        temporaryName: nil, fd: fd)
+            }
+            let code = errno
+            guard code == EOPNOTSUPP || code == EISDIR || code == EINVAL else {
+                throw .system(path: path, operation: "create temporary file", SystemCallError("openat", errno: code))
+            }
+            // This file system has no unnamed files: named ones from now on.
+            Self.unnamedFilesWork.store(false, ordering: .relaxed)
+        }
         var attempts = 0
         while true {
             let name = temporaryName()
@@ -50,7 +83,8 @@ public final class AtomicFileWriter: @unchecked Sendable {
 
     private let files: ReplicaFiles
     private let location: ReplicaFiles.Location
-    private let temporaryName: [UInt8]
+    /// The temporary file's name; nil while it has none (`O_TMPFILE`).
+    private var temporaryName: [UInt8]?
     private let hasher = SHA256Hasher()
     /// The content's digest, once sealed.
     private var digest: Digest?
@@ -64,7 +98,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
     #endif
 
     init(files: ReplicaFiles, path: RelativePath, entry: Entry, location: ReplicaFiles.Location,
-         temporaryName: [UInt8], fd: Int32) {
+         temporaryName: [UInt8]?, fd: Int32) {
         self.files = files; self.path = path; self.entry = entry; self.location = location
         self.temporaryName = temporaryName; self.fd = fd
     }
@@ -74,8 +108,9 @@ public final class AtomicFileWriter: @unchecked Sendable {
     /// Whether the writer is still open (neither committed nor aborted).
     public var isOpen: Bool { fd >= 0 }
 
-    /// The temporary file's name in the destination directory (for tests and diagnostics).
-    public var temporaryFileName: [UInt8] { temporaryName }
+    /// The temporary file's name in the destination directory (for tests and diagnostics); empty
+    /// for an unnamed one.
+    public var temporaryFileName: [UInt8] { temporaryName ?? [] }
 
     /// Appends bytes to the temporary file, hashing them.
     /// - Throws: `.system` (e.g. `ENOSPC`); the temporary file has then been removed.
@@ -177,7 +212,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
         guard fd >= 0 else { return }
         close(fd)
         fd = -1
-        try? location.directory.unlink(temporaryName)
+        if let temporaryName { try? location.directory.unlink(temporaryName) }
     }
 
     private func applyAttributes(replacing: Entry?, attributes: AttributeSelection) throws(FileOperationError) {
@@ -201,9 +236,44 @@ public final class AtomicFileWriter: @unchecked Sendable {
         }
     }
 
+    /// Links the unnamed temporary file in as `name`.
+    private func linkUnnamed(as name: [UInt8], path: RelativePath) throws(FileOperationError) {
+        let outcome = withNameCString(name) { (c) -> Int32 in swunison_link_unnamed(fd, location.directory.fd, c) }
+        if outcome == 0 { return }
+        let code = errno
+        if code == EEXIST { throw .changedDuringSync(path) }
+        throw .system(path: path, operation: "link into place", SystemCallError("linkat", errno: code))
+    }
+
+    /// Gives the unnamed temporary file a temporary name, so that it can be renamed over a target.
+    private func nameUnnamedFile() throws(FileOperationError) {
+        var attempts = 0
+        while true {
+            let name = SwunisonFS.temporaryName()
+            let outcome = withNameCString(name) { (c) -> Int32 in swunison_link_unnamed(fd, location.directory.fd, c) }
+            if outcome == 0 { temporaryName = name; return }
+            let code = errno
+            if code == EEXIST && attempts < 8 { attempts += 1; continue }
+            throw .system(path: path, operation: "name temporary file", SystemCallError("linkat", errno: code))
+        }
+    }
+
     /// Re-checks the target, keeps a backup if asked, and renames the temporary file over it.
     private func moveIntoPlace(replacing: Entry?, backup: Bool) throws(FileOperationError) {
         let name = location.name.bytes
+        if temporaryName == nil {
+            if replacing == nil {
+                #if DEBUG
+                beforeRename?()
+                #endif
+                // Linking fails if anything has appeared at the name: never clobbered (Invariant 2).
+                try linkUnnamed(as: name, path: path)
+                return
+            }
+            // Something is to be replaced, which only a rename does atomically: name it first.
+            try nameUnnamedFile()
+        }
+        guard let temporaryName else { return }
         // With nothing to replace, RENAME_NOREPLACE below is the check (Invariant 2).
         if replacing != nil { _ = try files.checkExpected(replacing, at: location, path: path) }
         if let replacing, replacing.kind == .directory {

@@ -29,6 +29,34 @@ extension ReplicaFiles {
     }
 }
 
+extension ReplicaFiles {
+    /// Reads a small file whole, after the checks of ``openForReading(_:expected:)``
+    /// (Invariant 2). A file that shrinks while it is read is `.changedDuringSync`; one that
+    /// changes otherwise is caught by the writer's digest check, as for streamed copies.
+    public func readWhole(_ path: RelativePath, expected: Entry) throws(FileOperationError) -> [UInt8] {
+        let handle = try openForReading(path, expected: expected)
+        defer { handle.close() }
+        let size = Int(handle.entry.size)
+        var content = [UInt8](repeating: 0, count: size)
+        var filled = 0
+        let outcome = content.withUnsafeMutableBytes { raw -> Result<Void, FileOperationError> in
+            while filled < size {
+                let n: Int
+                do throws(FileOperationError) {
+                    n = try handle.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+                } catch {
+                    return .failure(error)
+                }
+                if n == 0 { return .failure(.changedDuringSync(path)) }
+                filled += n
+            }
+            return .success(())
+        }
+        try outcome.get()
+        return content
+    }
+}
+
 /// An open file being read from the start, owned by this object (closed by ``close()`` or when
 /// released).
 ///

@@ -103,6 +103,18 @@ public final class ReplicaFiles: @unchecked Sendable {
         return Location(directory: directory, name: name)
     }
 
+    /// ``locate(_:)``, reusing the parent directory `cache` holds when it is the same one (a batch
+    /// of files from one directory opens it once). The descriptor was opened without following a
+    /// link (Invariant 5) and stays the same directory whatever happens to its name meanwhile.
+    func locate(_ path: RelativePath, reusing cache: inout ParentDirectoryCache) throws(FileOperationError) -> Location {
+        guard let parent = path.parent, let name = path.lastComponent, !parent.isRoot else { return try locate(path) }
+        if let directory = cache.directory, cache.parent == parent { return Location(directory: directory, name: name) }
+        let location = try locate(path)
+        cache.parent = parent
+        cache.directory = location.directory
+        return location
+    }
+
     /// The entry at `path` as `lstat` sees it: kind, size, mtime, mode, owner, fingerprint and,
     /// for a symlink, its target; no digest. Nil when nothing is there (or a parent is missing).
     /// Never follows a symlink, not even as a parent directory.
@@ -140,4 +152,12 @@ public final class ReplicaFiles: @unchecked Sendable {
         if !parent.isRoot { text += "/" + parent.description }
         return text + "/" + PathComponent.display(Self.backupName(name, generation: 1)[...])
     }
+}
+
+/// The parent directory a run of operations opened last, kept open for the next operation in
+/// the same directory (see ``ReplicaFiles/beginWrite(_:entry:reusing:)``). Used by one thread.
+public struct ParentDirectoryCache {
+    fileprivate var parent: RelativePath?
+    fileprivate var directory: DirectoryFD?
+    public init() {}
 }
