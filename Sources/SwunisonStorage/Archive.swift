@@ -133,7 +133,7 @@ public final class Archive: @unchecked Sendable {
     public func commit(updates: some Sequence<(RelativePath, Entry?)>, snapshotA: UInt64?, snapshotB: UInt64?,
                        beforeCommit: () throws(StorageError) -> Void = {}) throws(StorageError) {
         try database.transaction { () throws(StorageError) in
-            for (path, entry) in updates { try table.apply(path, entry?.withoutFingerprint) }
+            try table.apply(updates.lazy.map { ($0.0, $0.1?.withoutFingerprint) })
             try meta.setSnapshot("snapshot.a", snapshotA)
             try meta.setSnapshot("snapshot.b", snapshotB)
             try meta.set("updated", Int64(Glibc.time(nil)))

@@ -108,7 +108,7 @@ public final class ScanCache: @unchecked Sendable {
     /// beneath it), applied in order, and the new snapshot id, in one transaction (Invariant 4).
     public func apply(_ updates: [(RelativePath, Entry?)], snapshot: UInt64) throws(StorageError) {
         try database.transaction { () throws(StorageError) in
-            for (path, entry) in updates { try table.apply(path, entry) }
+            try table.apply(updates)
             try meta.setSnapshot(Self.snapshotKey, snapshot)
         }
     }

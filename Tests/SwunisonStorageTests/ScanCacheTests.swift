@@ -23,6 +23,25 @@ private final class Node {
 }
 
 @Suite struct ScanCacheTests {
+    @Test func applyToAnEmptyCacheInWalkOrderSkipsNothingItNeeds() throws {
+        let dir = try TempDir()
+        let cache = try ScanCache.open(path: dir.file("cache.db"))
+        // In walk order onto an empty cache: every row lands (the deletes are skipped).
+        try cache.apply([(p("d"), directory()), (p("d"), directory()), (p("d/a"), file(1)), (p("e"), file(2))], snapshot: 1)
+        #expect(try all(cache.cursor()).map(\.path) == [p("d"), p("d/a"), p("e")])
+
+        // Out of order onto an empty cache: a row beneath a path that then becomes a file, or is
+        // removed, is still deleted (the deletes come back on at the first path out of order).
+        let other = try ScanCache.open(path: dir.file("other.db"))
+        try other.apply([(p("x/stale"), file(3)), (p("x"), file(4)), (p("y/stale"), file(5)), (p("w"), file(6)),
+                         (p("y"), nil)], snapshot: 2)
+        #expect(try all(other.cursor()).map(\.path) == [p("w"), p("x")])
+
+        // Onto a cache that has rows: a file replacing a directory drops what was beneath it.
+        try cache.apply([(p("d"), file(7))], snapshot: 3)
+        #expect(try all(cache.cursor()).map(\.path) == [p("d"), p("e")])
+    }
+
     /// Names with bytes below '/' ('-', ' ', '.', 0x01), high bytes and invalid UTF-8.
     static let trickyPaths: [RelativePath] = [
         p("a"), p("a/x"), p("a/x/deep"), p("a-b"), p("a b"), p("a.c"), p("a/-"), p("a/ "), p("a/x-"),
