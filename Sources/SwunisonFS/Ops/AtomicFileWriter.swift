@@ -5,7 +5,8 @@ import SwunisonModel
 
 extension ReplicaFiles {
     /// False once a file system refused `O_TMPFILE` (then every writer uses a named temporary file).
-    static let unnamedFilesWork = Atomic<Bool>(true)
+    /// `SWUNISON_NAMED_TEMPORARY_FILES` set: named ones from the start.
+    static let unnamedFilesWork = Atomic<Bool>(getenv("SWUNISON_NAMED_TEMPORARY_FILES") == nil)
 
     /// Starts writing the file `path` with content that must hash to `entry.digest`.
     ///
