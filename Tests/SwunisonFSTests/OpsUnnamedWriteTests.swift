@@ -30,6 +30,22 @@ import Testing
         #expect(fromStat == made)
     }
 
+    @Test(arguments: [UInt32(0o640), 0o666, 0o4755, 0o1755, 0o600])
+    func modeIsRightWhetherOrNotTheUmaskLetsItBeSetAtCreation(_ mode: UInt32) throws {
+        let box = try OpsSandbox()
+        let files = try box.files()
+        let content = Array("m".utf8)
+        let entry = opsFileEntry(content, mode: mode)
+        var parents = ParentDirectoryCache()
+        let writer = try files.beginWrite(opsPath("f"), entry: entry, reusing: &parents, forNewFile: true,
+                                          attributes: AttributeSelection())
+        try writer.append(content)
+        _ = try writer.commit(replacing: nil, attributes: AttributeSelection())
+        let st = try #require(box.lstatRaw(opsPath("f")))
+        // The default selection (Unison's perms 0o1777) never propagates set-id bits.
+        #expect(UInt32(st.st_mode & 0o7777) == mode & 0o1777)
+    }
+
     @Test func fileThatAppearsMeanwhileIsNeverClobbered() throws {
         let box = try OpsSandbox()
         let files = try box.files()
@@ -101,6 +117,31 @@ import Testing
         #expect(written == ["d/1", "d/2", "e/1", "d/3", "d/4"])
         #expect(box.content(opsPath("d/4")) == Array("d/4".utf8))
         #expect(OpsSandbox.names(atPath: outside).isEmpty)
+    }
+
+    @Test func batchReadsNeverGoThroughASymlinkedParent() throws {
+        let box = try OpsSandbox()
+        let files = try box.files()
+        try box.makeDir(opsPath("d"))
+        try box.plant(opsPath("d/1"), Array("one".utf8))
+        let outside = box.base + "/outside"
+        #expect(mkdir(outside, 0o755) == 0)
+        #expect(FileManager.default.createFile(atPath: outside + "/x", contents: Data("secret".utf8)))
+        try box.symlink(opsPath("link"), to: outside)
+        let scanned = try #require(try files.stat(opsPath("d/1")))
+        var lookalike = scanned
+        lookalike.size = 6
+        lookalike.fingerprint = nil
+
+        var parents = ParentDirectoryCache()
+        #expect(try files.readWhole(opsPath("d/1"), expected: scanned, reusing: &parents) == Array("one".utf8))
+        #expect(throws: FileOperationError.changedDuringSync(opsPath("link/x"))) {
+            try files.readWhole(opsPath("link/x"), expected: lookalike, reusing: &parents)
+        }
+        #expect(throws: FileOperationError.changedDuringSync(opsPath("gone/x"))) {
+            try files.readWhole(opsPath("gone/x"), expected: lookalike, reusing: &parents)
+        }
+        #expect(try files.readWhole(opsPath("d/1"), expected: scanned, reusing: &parents) == Array("one".utf8))
     }
 
     @Test func readWholeChecksTheFileFirst() throws {

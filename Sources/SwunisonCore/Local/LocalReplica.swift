@@ -183,9 +183,10 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     public func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
         let expected = requests.map { withOwnFingerprint($0.expected, at: $0.path)! }
         return await onIOThread { [files] in
-            requests.indices.map { index in
+            var parents = ParentDirectoryCache()
+            return requests.indices.map { index in
                 Result { () throws(FileOperationError) -> [UInt8] in
-                    try files.readWhole(requests[index].path, expected: expected[index])
+                    try files.readWhole(requests[index].path, expected: expected[index], reusing: &parents)
                 }.mapError { Self.replicaError($0) }
             }
         }
@@ -203,7 +204,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
                 Result { () throws(FileOperationError) -> AtomicFileWriter in
                     let write = writes[index]
                     let writer = try files.beginWrite(write.path, entry: write.entry, reusing: &parents,
-                                                      forNewFile: expected[index] == nil)
+                                                      forNewFile: expected[index] == nil, attributes: attributes)
                     try writer.append(write.content)
                     try writer.seal(replacing: expected[index], attributes: attributes)
                     return writer

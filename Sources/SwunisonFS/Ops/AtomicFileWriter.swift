@@ -6,6 +6,21 @@ import SwunisonModel
 extension ReplicaFiles {
     /// False once a file system refused `O_TMPFILE` (then every writer uses a named temporary file).
     /// `SWUNISON_NAMED_TEMPORARY_FILES` set: named ones from the start.
+    /// The process's umask, from `/proc/self/status` (reading it with `umask(2)` would change it
+    /// for a moment under other threads); nil when unknown.
+    static let processUmask: mode_t? = {
+        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer[..<n], as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
+              let value = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(), radix: 8) else { return nil }
+        return value
+    }()
+
     static let unnamedFilesWork = Atomic<Bool>(getenv("SWUNISON_NAMED_TEMPORARY_FILES") == nil)
 
     /// Starts writing the file `path` with content that must hash to `entry.digest`.
@@ -28,17 +43,31 @@ extension ReplicaFiles {
     /// leaves nothing behind. That is two directory updates fewer per file than a named
     /// temporary file and a rename, which is most of what a first sync of many small files costs
     /// the receiving kernel.
+    ///
+    /// `attributes`, given with `forNewFile`, are the ones ``AtomicFileWriter/seal(replacing:attributes:)``
+    /// will apply: the unnamed file is then created with its final mode when the umask keeps all
+    /// of it (it has no name, so nobody can open it meanwhile), which saves a `fchmod`.
     public func beginWrite(_ path: RelativePath, entry: Entry, reusing parents: inout ParentDirectoryCache,
-                           forNewFile: Bool = false) throws(FileOperationError) -> AtomicFileWriter {
+                           forNewFile: Bool = false,
+                           attributes: AttributeSelection? = nil) throws(FileOperationError) -> AtomicFileWriter {
         guard !path.isRoot else {
             throw .system(path: path, operation: "write", SystemCallError("open", errno: EISDIR))
         }
         let location = try locate(path, reusing: &parents)
         if forNewFile && Self.unnamedFilesWork.load(ordering: .relaxed) {
-            let fd = swunison_open_unnamed(location.directory.fd, 0o600)
+            var mode: mode_t = 0o600
+            var createdMode: mode_t?
+            if let attributes, let umask = Self.processUmask {
+                let wanted = mergedMode(wanted: entry.mode, base: 0o644, mask: attributes.permissionMask)
+                // Set-id and sticky bits always get an explicit fchmod.
+                if wanted & ~umask == wanted && wanted & 0o7000 == 0 { mode = wanted; createdMode = wanted }
+            }
+            let fd = swunison_open_unnamed(location.directory.fd, UInt32(mode))
             if fd >= 0 {
-                return AtomicFileWriter(files: self, path: path, entry: entry, location: location,
-                                        temporaryName: nil, fd: fd)
+                let writer = AtomicFileWriter(files: self, path: path, entry: entry, location: location,
+                                              temporaryName: nil, fd: fd)
+                writer.createdMode = createdMode
+                return writer
             }
             let code = errno
             guard code == EOPNOTSUPP || code == EISDIR || code == EINVAL else {
@@ -84,6 +113,8 @@ public final class AtomicFileWriter: @unchecked Sendable {
 
     private let files: ReplicaFiles
     private let location: ReplicaFiles.Location
+    /// The mode the file was created with, when it is already the one to apply.
+    var createdMode: mode_t?
     /// The temporary file's name; nil while it has none (`O_TMPFILE`).
     private var temporaryName: [UInt8]?
     private let hasher = SHA256Hasher()
@@ -226,8 +257,10 @@ public final class AtomicFileWriter: @unchecked Sendable {
         }
         let base = replacing?.kind == .file ? replacing!.mode : 0o644
         let mode = mergedMode(wanted: entry.mode, base: base, mask: attributes.permissionMask)
-        try withPath(path, "set mode") { () throws(SystemCallError) in
-            _ = try retryingOnInterrupt("fchmod") { fchmod(fd, mode) }
+        if mode != createdMode {
+            try withPath(path, "set mode") { () throws(SystemCallError) in
+                _ = try retryingOnInterrupt("fchmod") { fchmod(fd, mode) }
+            }
         }
         if attributes.times {
             var times = modificationTimes(entry.mtime)
@@ -303,5 +336,14 @@ public final class AtomicFileWriter: @unchecked Sendable {
         } catch {
             throw .system(path: path, operation: "rename into place", error)
         }
+    }
+}
+
+private extension Substring {
+    func trimmingCharacters() -> Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" { s.removeLast() }
+        return s
     }
 }

@@ -12,7 +12,31 @@ extension ReplicaFiles {
     /// - Throws: `.changedDuringSync` on a mismatch (or when the path is now a symlink or gone);
     ///   `.system` otherwise.
     public func openForReading(_ path: RelativePath, expected: Entry) throws(FileOperationError) -> FileReadHandle {
-        let (fd, status) = try openRegularFile(path, purpose: "open for reading")
+        try checkedHandle(try openRegularFile(path, purpose: "open for reading"), path: path, expected: expected)
+    }
+
+    /// ``openForReading(_:expected:)`` for one of many files: opened in the parent directory
+    /// `parents` holds when it is the same one.
+    func openForReading(_ path: RelativePath, expected: Entry,
+                        reusing parents: inout ParentDirectoryCache) throws(FileOperationError) -> FileReadHandle {
+        let location: Location
+        do {
+            location = try locate(path, reusing: &parents)
+        } catch let error {
+            // A parent that vanished or became a symlink: the file is not what the scan saw.
+            if case let .system(_, _, sys) = error, sys.errno == ENOENT || sys.errno == ENOTDIR || sys.errno == ELOOP {
+                throw .changedDuringSync(path)
+            }
+            throw error
+        }
+        return try checkedHandle(try openRegularFile(at: location, path: path, purpose: "open for reading"),
+                                 path: path, expected: expected)
+    }
+
+    /// Wraps an open regular file and checks it against `expected` (closing it on a mismatch).
+    private func checkedHandle(_ opened: (Int32, FileStatus), path: RelativePath,
+                               expected: Entry) throws(FileOperationError) -> FileReadHandle {
+        let (fd, status) = opened
         let handle = FileReadHandle(path: path, fd: fd)
         guard expected.kind == .file, status.kind == .file, status.size == expected.size,
               status.mtime == expected.mtime else { throw .changedDuringSync(path) }
@@ -34,7 +58,15 @@ extension ReplicaFiles {
     /// (Invariant 2). A file that shrinks while it is read is `.changedDuringSync`; one that
     /// changes otherwise is caught by the writer's digest check, as for streamed copies.
     public func readWhole(_ path: RelativePath, expected: Entry) throws(FileOperationError) -> [UInt8] {
-        let handle = try openForReading(path, expected: expected)
+        var parents = ParentDirectoryCache()
+        return try readWhole(path, expected: expected, reusing: &parents)
+    }
+
+    /// ``readWhole(_:expected:)`` for one of many files (the parent directory opened once per run
+    /// of files in it).
+    public func readWhole(_ path: RelativePath, expected: Entry,
+                          reusing parents: inout ParentDirectoryCache) throws(FileOperationError) -> [UInt8] {
+        let handle = try openForReading(path, expected: expected, reusing: &parents)
         defer { handle.close() }
         let size = Int(handle.entry.size)
         var content = [UInt8](repeating: 0, count: size)
