@@ -216,22 +216,8 @@ public enum Message: Sendable {
             for f in writes {
                 w.path(f.path); w.entry(f.entry); w.optionalEntry(f.replacing); w.bool(f.backup); w.blob(f.content)
             }
-        case .fileContents(let results):
-            w.count(results.count)
-            for r in results {
-                switch r {
-                case .success(let content): w.u8(0); w.blob(content)
-                case .failure(let e): w.u8(1); w.replicaError(e)
-                }
-            }
-        case .writeResults(let results):
-            w.count(results.count)
-            for r in results {
-                switch r {
-                case .success(let entry): w.u8(0); w.entry(entry)
-                case .failure(let e): w.u8(1); w.replicaError(e)
-                }
-            }
+        case .fileContents(let results): Self.results(results, into: &w) { $0.blob($1) }
+        case .writeResults(let results): Self.results(results, into: &w) { $0.entry($1) }
         }
     }
 
@@ -241,6 +227,18 @@ public enum Message: Sendable {
 
     private static func placement(from r: inout WireReader) throws(WireError) -> Placement {
         Placement(path: try r.path(), entry: try r.entry(), replacing: try r.optionalEntry(), backup: try r.bool())
+    }
+
+    /// A batch reply's results: a count, then per result the tag 0 and the value, or 1 and the error.
+    private static func results<T>(_ results: [Result<T, ReplicaError>], into w: inout WireWriter,
+                                   _ value: (inout WireWriter, T) -> Void) {
+        w.count(results.count)
+        for r in results {
+            switch r {
+            case .success(let v): w.u8(0); value(&w, v)
+            case .failure(let e): w.u8(1); w.replicaError(e)
+            }
+        }
     }
 
     /// The tag before each result of a batch reply: 0 = success, 1 = failure.

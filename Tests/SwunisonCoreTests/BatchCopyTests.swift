@@ -10,56 +10,35 @@ import SwunisonTestSupport
 
 /// A replica that forwards to a real one, records the batches it is given, and can fail a
 /// cache commit.
-final class RecordingReplica: Replica, @unchecked Sendable {
-    let inner: any Replica
+final class RecordingReplica: ForwardingReplica, @unchecked Sendable {
     private let log = Mutex<(readBatches: [Int], writeBatches: [Int], singleWrites: Int)>(([], [], 0))
     var readBatches: [Int] { log.withLock { $0.readBatches } }
     var writeBatches: [Int] { log.withLock { $0.writeBatches } }
     var singleWrites: Int { log.withLock { $0.singleWrites } }
     let failCommit: Bool
 
-    init(_ inner: any Replica, failCommit: Bool = false) { self.inner = inner; self.failCommit = failCommit }
-
-    var displayName: String { inner.displayName }
-    func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
-        try await inner.scan(request, sink: sink)
+    init(_ inner: any Replica, failCommit: Bool = false) {
+        self.failCommit = failCommit
+        super.init(inner)
     }
-    func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
+
+    override func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
         log.withLock { $0.readBatches.append(requests.count) }
         return try await inner.readFiles(requests)
     }
-    func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+    override func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
         log.withLock { $0.writeBatches.append(writes.count) }
         return try await inner.writeFiles(writes)
     }
-    func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
-        try await inner.openFile(path, expected: expected)
-    }
-    func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
-                   backup: Bool) async throws -> Entry {
+    override func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
+                            backup: Bool) async throws -> Entry {
         log.withLock { $0.singleWrites += 1 }
         return try await inner.writeFile(path, entry: entry, from: source, replacing: replacing, backup: backup)
     }
-    func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await inner.makeDirectory(path, entry: entry, replacing: replacing, backup: backup)
-    }
-    func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await inner.makeSymlink(path, entry: entry, replacing: replacing, backup: backup)
-    }
-    func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
-        try await inner.remove(path, expected: expected, backup: backup)
-    }
-    func backup(_ path: RelativePath, expected: Entry) async throws -> String {
-        try await inner.backup(path, expected: expected)
-    }
-    func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
-        try await inner.setAttributes(path, expected: expected, to: entry)
-    }
-    func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
+    override func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
         if failCommit { throw ReplicaError.other("test: the cache commit fails") }
         try await inner.commitBaseline(updates, snapshot: snapshot)
     }
-    func close() async { await inner.close() }
 }
 
 private func path(_ text: String) -> RelativePath { try! RelativePath(validating: text) }

@@ -7,47 +7,26 @@ import SwunisonReconcile
 import SwunisonTestSupport
 
 /// A replica that forwards to a real one and records how many writes overlapped.
-final class CountingReplica: Replica, @unchecked Sendable {
-    let inner: any Replica
+final class CountingReplica: ForwardingReplica, @unchecked Sendable {
     private let counts = Mutex<(now: Int, peak: Int)>((0, 0))
     var peakConcurrentWrites: Int { counts.withLock { $0.peak } }
 
-    init(_ inner: any Replica) { self.inner = inner }
-
-    var displayName: String { inner.displayName }
-    func scan(_ request: ScanRequest, sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
-        try await inner.scan(request, sink: sink)
-    }
-    func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
-        try await inner.openFile(path, expected: expected)
-    }
-    func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
-                   backup: Bool) async throws -> Entry {
+    override func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
+                            backup: Bool) async throws -> Entry {
         counts.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
         defer { counts.withLock { $0.now -= 1 } }
         // Hold the slot a little, so that overlapping writes would be seen.
         try await Task.sleep(for: .milliseconds(20))
         return try await inner.writeFile(path, entry: entry, from: source, replacing: replacing, backup: backup)
     }
-    func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await inner.makeDirectory(path, entry: entry, replacing: replacing, backup: backup)
+
+    /// A batch counts as its files.
+    override func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        counts.withLock { $0.now += writes.count; $0.peak = max($0.peak, $0.now) }
+        defer { counts.withLock { $0.now -= writes.count } }
+        try await Task.sleep(for: .milliseconds(20))
+        return try await inner.writeFiles(writes)
     }
-    func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await inner.makeSymlink(path, entry: entry, replacing: replacing, backup: backup)
-    }
-    func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
-        try await inner.remove(path, expected: expected, backup: backup)
-    }
-    func backup(_ path: RelativePath, expected: Entry) async throws -> String {
-        try await inner.backup(path, expected: expected)
-    }
-    func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
-        try await inner.setAttributes(path, expected: expected, to: entry)
-    }
-    func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
-        try await inner.commitBaseline(updates, snapshot: snapshot)
-    }
-    func close() async { await inner.close() }
 }
 
 @Suite("Propagation limits")
