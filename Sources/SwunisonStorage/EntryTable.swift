@@ -110,12 +110,13 @@ final class EntryTable: @unchecked Sendable {
     /// Applies many updates in order (``apply(_:_:nothingBeneath:)``). When the table starts
     /// empty and the updates come in walk order (a path before anything beneath it), nothing
     /// can be beneath a path when it is applied, and the deletes, about 40 % of the cost of a
-    /// first sync's 200,000 updates, are skipped; an update out of that order turns them back on.
+    /// first sync's 200,000 updates, are skipped; an update out of that order, or a second one
+    /// for the same path (whose first may have inserted it), turns them back on.
     func apply(_ updates: some Sequence<(RelativePath, Entry?)>) throws(StorageError) {
         var nothingBeneath = try isEmpty()
         var previous: RelativePath?
         for (path, entry) in updates {
-            if nothingBeneath, let previous, RelativePath.compare(path.bytes, previous.bytes) < 0 { nothingBeneath = false }
+            if nothingBeneath, let previous, RelativePath.compare(path.bytes, previous.bytes) <= 0 { nothingBeneath = false }
             previous = path
             try apply(path, entry, nothingBeneath: nothingBeneath)
         }

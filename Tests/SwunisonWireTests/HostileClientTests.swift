@@ -27,6 +27,25 @@ final class RawPeer: @unchecked Sendable {
 
     func sendRaw(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try stream.write($0) } }
 
+    /// Sends a frame whose body is written by hand (what the encoder would refuse to produce).
+    func sendHandBuilt(type: UInt8, id: UInt64, body: (inout WireWriter) -> Void) throws {
+        var w = WireWriter()
+        w.u32(0); w.u8(type); w.varint(id)
+        body(&w)
+        var bytes = w.bytes
+        let length = bytes.count - 4
+        for i in 0..<4 { bytes[i] = UInt8(truncatingIfNeeded: length >> (24 - 8 * i)) }
+        try sendRaw(bytes)
+    }
+
+    /// The reason of the first `fatal` the server sends, nil if the stream ends without one.
+    func fatalReason() -> String? {
+        while let f = try? next() {
+            if case .fatal(let reason) = f.message { return reason }
+        }
+        return nil
+    }
+
     /// The next frame, or nil at end of stream.
     func next() throws -> Frame? {
         var scratch = [UInt8](repeating: 0, count: 65536)
@@ -80,16 +99,8 @@ final class RawPeer: @unchecked Sendable {
         let fatal = try await onThread { () throws -> String? in
         try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: []))))
         try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
-        var w = WireWriter()
-        w.u32(0); w.u8(0x17); w.varint(2); w.blob(Array("../../etc/passwd".utf8)); w.entry(Sample.file)
-        var bytes = w.bytes
-        bytes[3] = UInt8(bytes.count - 4)
-        try peer.sendRaw(bytes)
-        var fatal: String?
-        while let f = try? peer.next() {
-            if case .fatal(let reason) = f.message { fatal = reason; break }
-        }
-        return fatal
+        try peer.sendHandBuilt(type: 0x17, id: 2) { w in w.blob(Array("../../etc/passwd".utf8)); w.entry(Sample.file) }
+        return peer.fatalReason()
         }
         #expect(fatal?.contains("hostile path") == true)
         peer.stream.close()
@@ -103,21 +114,13 @@ final class RawPeer: @unchecked Sendable {
         let fatal = try await onThread { () throws -> String? in
         try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: [ProtocolVersions.batchFiles]))))
         try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
-        var w = WireWriter()
-        w.u32(0); w.u8(0x1D); w.varint(2); w.count(names.count)
-        for name in names {
-            w.blob(Array(name.utf8)); w.entry(Sample.file); w.optionalEntry(nil); w.bool(false); w.blob([1, 2, 3])
+        try peer.sendHandBuilt(type: 0x1D, id: 2) { w in
+            w.count(names.count)
+            for name in names {
+                w.blob(Array(name.utf8)); w.entry(Sample.file); w.optionalEntry(nil); w.bool(false); w.blob([1, 2, 3])
+            }
         }
-        var bytes = w.bytes
-        let length = bytes.count - 4
-        bytes[0] = UInt8(length >> 24); bytes[1] = UInt8((length >> 16) & 0xFF)
-        bytes[2] = UInt8((length >> 8) & 0xFF); bytes[3] = UInt8(length & 0xFF)
-        try peer.sendRaw(bytes)
-        var fatal: String?
-        while let f = try? peer.next() {
-            if case .fatal(let reason) = f.message { fatal = reason; break }
-        }
-        return fatal
+        return peer.fatalReason()
         }
         #expect(fatal?.contains("path") == true)
         #expect(try FileManager.default.contentsOfDirectory(atPath: path).isEmpty)
