@@ -13,46 +13,51 @@ public enum EntryKind: UInt8, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A SHA-256 content digest, held inline (no allocation per entry).
+/// A file's content digest: XXH3-128 of its bytes (see DESIGN-NOTES, "The content digest"),
+/// held inline (no allocation per entry).
 public struct Digest: Hashable, Sendable, CustomStringConvertible {
-    public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+    /// Bytes in a digest.
+    public static let byteCount = 16
 
-    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
-        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    /// The digest's two halves, as the canonical form's big-endian words.
+    public var w0: UInt64, w1: UInt64
+
+    public init(w0: UInt64, w1: UInt64) {
+        self.w0 = w0; self.w1 = w1
     }
 
-    /// Builds a digest from exactly 32 bytes (big-endian words); nil for any other length.
+    /// Builds a digest from exactly 16 bytes (big-endian words); nil for any other length.
     public init?(bytes: some Collection<UInt8>) {
-        guard bytes.count == 32 else { return nil }
+        guard bytes.count == Digest.byteCount else { return nil }
         let array = Array(bytes)
         self = array.withUnsafeBytes { Digest(uncheckedRaw: $0) }
     }
 
-    /// Builds a digest from 32 raw bytes (big-endian words) without allocating: the hot path of
-    /// hashing and of reading stored rows. The caller guarantees `raw.count >= 32`.
+    /// Builds a digest from 16 raw bytes (big-endian words) without allocating: the hot path of
+    /// hashing and of reading stored rows. The caller guarantees `raw.count >= 16`.
     @inlinable
     public init(uncheckedRaw raw: UnsafeRawBufferPointer) {
         func word(_ offset: Int) -> UInt64 {
             UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
         }
-        self.init(w0: word(0), w1: word(8), w2: word(16), w3: word(24))
+        self.init(w0: word(0), w1: word(8))
     }
 
-    /// The 32 digest bytes.
+    /// The 16 digest bytes.
     public var bytes: [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(32)
-        for w in [w0, w1, w2, w3] {
+        out.reserveCapacity(Digest.byteCount)
+        for w in [w0, w1] {
             for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: w >> UInt64(shift))) }
         }
         return out
     }
 
-    /// Lower-case hex, as `sha256sum` prints it.
+    /// Lower-case hex, as `xxh128sum` prints it.
     public var description: String {
         let hex = Array("0123456789abcdef")
         var s = ""
-        s.reserveCapacity(64)
+        s.reserveCapacity(2 * Digest.byteCount)
         for b in bytes { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 15)]) }
         return s
     }
@@ -106,10 +111,19 @@ public struct Entry: Hashable, Sendable {
 
     /// Same kind and same content: digest for files (and size), target for symlinks; any two
     /// directories have the same content (their children are compared separately).
+    ///
+    /// A file without a digest is one the archive knew before content digests became XXH3-128
+    /// (that migration had to forget the SHA-256 ones; scans always hash). It has the same content
+    /// as a file of the same size and mtime, as `fastcheck` would judge. Otherwise every archived
+    /// file would look changed on both replicas in the first run after the upgrade: a file edited
+    /// on one side would become a conflict, and one deleted on one side would come back.
     public func sameContent(as other: Entry) -> Bool {
         guard kind == other.kind else { return false }
         switch kind {
-        case .file: return size == other.size && digest != nil && digest == other.digest
+        case .file:
+            guard size == other.size else { return false }
+            guard let digest, let theirs = other.digest else { return mtime == other.mtime }
+            return digest == theirs
         case .symlink: return linkTarget == other.linkTarget
         case .directory: return true
         }

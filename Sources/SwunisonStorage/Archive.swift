@@ -21,6 +21,16 @@ public final class Archive: @unchecked Sendable {
     /// The schema, oldest step first. Append only; never edit a released step.
     public static let migrations: [Migration] = [
         Migration("create entries and meta", sql: RowLayout.archive.createTable() + MetaTable.createTable),
+        // Content digests became XXH3-128 (16 bytes) instead of SHA-256: the stored ones can no
+        // longer be compared, so they are forgotten. An archived file without a digest matches
+        // no replica's content, so the next run compares both replicas with each other: equal
+        // files are simply recorded again, a file changed on one side is a conflict settled by
+        // the profile (the loser kept as a backup), and a deletion still propagates. The
+        // snapshot ids go too, so both replicas do a full scan (their caches were emptied).
+        Migration("content digests are XXH3-128: forget the SHA-256 ones", sql: """
+            UPDATE entries SET digest = NULL;
+            DELETE FROM meta WHERE key IN ('snapshot.a', 'snapshot.b');
+            """),
     ]
 
     /// What the archive says about itself.

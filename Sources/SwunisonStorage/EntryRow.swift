@@ -151,7 +151,7 @@ enum EntryRow {
         if !stmt.isNull(at: first + 6) {
             digest = try stmt.withBlob(at: first + 6) { (raw) throws(StorageError) in
                 guard let d = KeyCoding.digest(from: raw) else {
-                    throw db.invalidRow("path '\(path)': digest of \(raw.count) bytes instead of 32")
+                    throw db.invalidRow("path '\(path)': digest of \(raw.count) bytes instead of \(Digest.byteCount)")
                 }
                 return d
             }

@@ -60,18 +60,16 @@ enum KeyCoding {
         return decodePath(fromSortKey: key, into: &bytes) ? RelativePath(uncheckedBytes: bytes) : nil
     }
 
-    /// The digest's 32 bytes, big-endian words in order, passed to `body` without allocating.
+    /// The digest's 16 bytes, big-endian words in order, passed to `body` without allocating.
     static func withBytes<T>(of digest: Digest, _ body: (UnsafeRawBufferPointer) throws(StorageError) -> T) throws(StorageError) -> T {
-        var words = (digest.w0.bigEndian, digest.w1.bigEndian, digest.w2.bigEndian, digest.w3.bigEndian)
+        var words = (digest.w0.bigEndian, digest.w1.bigEndian)
         return try withUnsafeBytes(of: &words) { (raw) throws(StorageError) -> T in try body(raw) }
     }
 
-    /// A digest from exactly 32 stored bytes; nil for any other length.
+    /// A digest from exactly 16 stored bytes; nil for any other length (a SHA-256 digest from
+    /// before schema 2 never reaches here: that migration cleared them).
     static func digest(from raw: UnsafeRawBufferPointer) -> Digest? {
-        guard raw.count == 32 else { return nil }
-        return Digest(w0: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
-                      w1: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
-                      w2: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
-                      w3: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+        guard raw.count == Digest.byteCount else { return nil }
+        return Digest(uncheckedRaw: raw)
     }
 }

@@ -1,6 +1,7 @@
 import SwunisonModel
 
-/// A scan cache row's entry and fingerprint packed into one BLOB (scan cache schema 2).
+/// A scan cache row's entry and fingerprint packed into one BLOB (scan cache schema 2; format 2,
+/// with 16-byte XXH3 digests, since schema 3).
 ///
 /// Why one BLOB: a no-change scan reads every row of the cache and matches almost all of them,
 /// so the cost per row is what counts. With twelve columns SQLite decoded twelve fields and we
@@ -12,7 +13,7 @@ import SwunisonModel
 ///
 /// | offset | bytes | field |
 /// |---|---|---|
-/// | 0 | 1 | format (1) |
+/// | 0 | 1 | format (2) |
 /// | 1 | 1 | kind (``EntryKind`` raw value) |
 /// | 2 | 1 | flags: 1 digest, 2 fingerprint, 4 link target |
 /// | 3 | 1 | 0 |
@@ -21,16 +22,16 @@ import SwunisonModel
 /// | 12 | 4 | gid |
 /// | 16 | 8 | size |
 /// | 24 | 8 | mtime (ns) |
-/// | 32 | 32 | digest, big-endian words (flag 1) |
+/// | 32 | 16 | digest, big-endian words (flag 1) |
 /// | next | 32 | fingerprint: inode, ctime, mtime, size (flag 2) |
 /// | next | rest | link target bytes (flag 4) |
 ///
 /// Decoding validates format, kind, flags and length, so a damaged or foreign row becomes a
 /// `StorageError` naming the file rather than a wrong decision.
 enum PackedEntry {
-    static let format: UInt8 = 1
+    static let format: UInt8 = 2
     static let fixedLength = 32
-    static let digestLength = 32
+    static let digestLength = Digest.byteCount
     static let fingerprintLength = 32
 
     static let hasDigest: UInt8 = 1
@@ -70,7 +71,7 @@ enum PackedEntry {
         out.storeBytes(of: entry.mtime.littleEndian, toByteOffset: 24, as: Int64.self)
         var offset = fixedLength
         if let d = entry.digest {
-            for word in [d.w0, d.w1, d.w2, d.w3] {
+            for word in [d.w0, d.w1] {
                 out.storeBytes(of: word.bigEndian, toByteOffset: offset, as: UInt64.self)
                 offset += 8
             }

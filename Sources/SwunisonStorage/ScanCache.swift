@@ -23,7 +23,15 @@ public final class ScanCache: @unchecked Sendable {
     /// The schema, oldest step first. Append only; never edit a released step.
     public static let migrations: [Migration] = [
         Migration("create entries and meta", sql: RowLayout.scanCacheColumns.createTable() + MetaTable.createTable),
-        Migration("pack each entry into one blob", body: packRows),
+        // (Its SQL drops SHA-256 digests first: packed rows hold 16-byte ones, and step 3 empties
+        // the table anyway.)
+        Migration("pack each entry into one blob", sql: "UPDATE entries SET digest = NULL", body: packRows),
+        // Content digests became XXH3-128: every cached digest is stale, so the cache starts
+        // over (the next scan of this replica rehashes its files and is a full scan).
+        Migration("content digests are XXH3-128: start over", sql: """
+            DELETE FROM entries;
+            DELETE FROM meta WHERE key = '\(snapshotKey)';
+            """),
     ]
 
     /// Schema 1 -> 2: re-encodes every row as a ``PackedEntry`` (fingerprints and snapshot id

@@ -131,8 +131,10 @@ func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
 
 /// The protocol versions this build speaks, and the test hook that changes them.
 public enum ProtocolVersions {
-    /// Versions this release implements.
-    public static let supported: ClosedRange<UInt16> = 1...1
+    /// Versions this release implements. Version 2 carries XXH3-128 content digests (16 bytes);
+    /// version 1 carried SHA-256 ones, which this release cannot compute or compare, so it no
+    /// longer speaks version 1 (PROTOCOL.md, "Versioning rules").
+    public static let supported: ClosedRange<UInt16> = 2...2
     /// Features this release offers (both sides must list one to use it).
     public static let features: [String] = ["notice", batchFiles]
     /// `readFiles` / `writeFiles`: many small files in one request (a server without it gets

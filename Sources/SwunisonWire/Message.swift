@@ -49,7 +49,7 @@ public struct Placement: Sendable, Hashable {
     }
 }
 
-/// Every message of protocol version 1, in both directions. PROTOCOL.md gives each one's
+/// Every message of protocol version 2, in both directions. PROTOCOL.md gives each one's
 /// type byte, direction and fields; the type byte is ``Message/type``.
 public enum Message: Sendable {
     // Handshake and control (either direction).

@@ -192,7 +192,7 @@ public enum RemoteConnector {
             guard n > 0 else { break }
             buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
-        return hasher.finalize().description
+        return hasher.finalize()
     }
 }
 

@@ -55,7 +55,7 @@ public struct WireWriter: Sendable {
 
     public mutating func path(_ p: RelativePath) { blob(p.bytes) }
 
-    public mutating func digest(_ d: Digest) { u64(d.w0); u64(d.w1); u64(d.w2); u64(d.w3) }
+    public mutating func digest(_ d: Digest) { u64(d.w0); u64(d.w1) }
 
     /// Entry flags: bit 0 digest present, bit 1 link target present, bit 2 fingerprint present.
     public mutating func entry(_ e: Entry) {
@@ -210,7 +210,7 @@ public struct WireReader {
     }
 
     public mutating func digest() throws(WireError) -> Digest {
-        Digest(w0: try u64(), w1: try u64(), w2: try u64(), w3: try u64())
+        Digest(w0: try u64(), w1: try u64())
     }
 
     public mutating func entry() throws(WireError) -> Entry {

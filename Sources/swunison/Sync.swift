@@ -151,8 +151,8 @@ struct SyncRun {
 
     /// The archive's file name: a digest of the two roots, so each pair has its own.
     private func archiveName(_ roots: [Root]) -> String {
-        let digest = SHA256Hasher.digest(Array((roots[0].written + "\n" + roots[1].written).utf8))
-        return "ar" + String(digest.description.prefix(24))
+        let digest = SHA256Hasher.hexDigest(Array((roots[0].written + "\n" + roots[1].written).utf8))
+        return "ar" + String(digest.prefix(24))
     }
 
     private func makeLogger() -> Logger {

@@ -178,6 +178,39 @@ struct SessionTests {
         let again = try await f.run()
         #expect(again.items.isEmpty, "\(again.items)")
     }
+
+    @Test("the first run after the upgrade to XXH3 digests propagates one-sided edits and deletions without conflicts")
+    func upgradeFromSHA256Digests() async throws {
+        let f = try Fixture("core-xxh3")
+        for name in ["same", "gone", "edited", "d/inner"] { try TestFiles.write(f.a + "/" + name, "v1 of \(name)") }
+        #expect(try await f.run().exitCode == 0)
+        // Turn the state into what an older swunison left: a schema-1 archive with 32-byte
+        // digests, and schema-2 caches (their rows are dropped by the migration whatever they hold).
+        do {
+            let archive = try Database(path: f.state + "/archive.db", role: .archive)
+            try archive.execute("""
+                UPDATE entries SET digest = zeroblob(32) WHERE digest IS NOT NULL;
+                DELETE FROM swunison_migrations WHERE version > 1; PRAGMA user_version = 1;
+                """)
+            let caches = try FileManager.default.contentsOfDirectory(atPath: f.state + "/caches").filter { $0.hasSuffix(".db") }
+            #expect(caches.count == 2)
+            for name in caches {
+                let cache = try Database(path: f.state + "/caches/" + name, role: .scanCache)
+                try cache.execute("DELETE FROM swunison_migrations WHERE version > 2; PRAGMA user_version = 2;")
+            }
+        }
+        try FileManager.default.removeItem(atPath: f.a + "/gone")
+        try TestFiles.write(f.b + "/edited", "v2 of edited, longer")
+        let summary = try await f.run()
+        #expect(summary.exitCode == 0, "\(summary.failures)")
+        #expect(summary.backups.allSatisfy { !$0.isConflictLoser }, "no conflict (\(summary.backups))")
+        #expect(summary.items.map(\.path.description).sorted() == ["edited", "gone"], "\(summary.items)")
+        #expect(!FileManager.default.fileExists(atPath: f.b + "/gone"))
+        #expect(TestFiles.read(f.a + "/edited") == "v2 of edited, longer")
+        #expect(TestFiles.read(f.a + "/d/inner") == "v1 of d/inner" && TestFiles.read(f.b + "/same") == "v1 of same")
+        let again = try await f.run()
+        #expect(again.items.isEmpty, "\(again.items)")
+    }
 }
 
 @Suite("LocalReplica")

@@ -219,7 +219,7 @@ struct SSHRootTests {
         #expect(run.status == 3, "\(run)")
         let mismatch = lines(of: run.stderr, containing: "protocol version mismatch")
         #expect(mismatch.count == 1, "\(run)")
-        #expect(mismatch.first.map { $0.contains("77") && $0.contains("version 1") } == true, "\(run)")
+        #expect(mismatch.first.map { $0.contains("77") && $0.contains("version 2") } == true, "\(run)")
         #expect(!TestFiles.exists(s.remote + "/f"))
     }
 
@@ -236,7 +236,7 @@ struct SSHRootTests {
         #expect(run.status == 3, "\(run)")
         let mismatch = lines(of: run.stderr, containing: "protocol version mismatch")
         #expect(mismatch.count == 1, "\(run)")
-        #expect(mismatch.first.map { $0.contains("version 1") && $0.contains("9") } == true, "\(run)")
+        #expect(mismatch.first.map { $0.contains("version 2") && $0.contains("9") } == true, "\(run)")
         #expect(!TestFiles.exists(s.remote + "/f"))
     }
 

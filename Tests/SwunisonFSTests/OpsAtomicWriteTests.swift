@@ -143,7 +143,7 @@ import Testing
         let files = try box.files()
         try box.plant(opsPath("doc"), Array("aaaa".utf8))
         var expected = try #require(try files.stat(opsPath("doc")))
-        expected.digest = SHA256Hasher.digest(Array("aaaa".utf8))
+        expected.digest = XXH3Hasher.digest(Array("aaaa".utf8))
         expected.fingerprint = .untrusted
         try box.sneakyRewrite(opsPath("doc"), Array("bbbb".utf8))
 
@@ -153,7 +153,7 @@ import Testing
         #expect(box.content(opsPath("doc")) == Array("bbbb".utf8))
 
         // With the digest of what is really there, the same write goes through.
-        expected.digest = SHA256Hasher.digest(Array("bbbb".utf8))
+        expected.digest = XXH3Hasher.digest(Array("bbbb".utf8))
         expected.fingerprint = nil
         try files.write(opsPath("doc"), Array("cccc".utf8), replacing: expected)
         #expect(box.content(opsPath("doc")) == Array("cccc".utf8))

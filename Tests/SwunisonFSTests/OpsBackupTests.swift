@@ -85,7 +85,7 @@ import Testing
         let files = try box.files()
         try box.plant(opsPath("loser"), Array("local version".utf8), mode: 0o604)
         var scanned = try #require(try files.stat(opsPath("loser")))
-        scanned.digest = SHA256Hasher.digest(Array("local version".utf8))
+        scanned.digest = XXH3Hasher.digest(Array("local version".utf8))
         usleep(5_000)
 
         let location = try files.backup(opsPath("loser"), expected: scanned)

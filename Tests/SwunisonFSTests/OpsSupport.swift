@@ -141,7 +141,7 @@ func opsPath(_ text: String) -> RelativePath { try! RelativePath(validating: tex
 /// The entry a source replica would send for a file with this content.
 func opsFileEntry(_ content: [UInt8], mtime: Nanoseconds = 1_600_000_000_123_456_789, mode: UInt32 = 0o640) -> Entry {
     Entry(kind: .file, size: Int64(content.count), mtime: mtime, mode: mode,
-          digest: SHA256Hasher.digest(content))
+          digest: XXH3Hasher.digest(content))
 }
 
 extension ReplicaFiles {

@@ -32,7 +32,7 @@ import Testing
         #expect(parallel.batches.allSatisfy { !$0.isEmpty && $0.count <= 100 })
         for (earlier, later) in zip(parallel.changes, parallel.changes.dropFirst()) { #expect(earlier.path < later.path) }
         for change in parallel.changes where change.new?.kind == .file {
-            #expect(change.new?.digest == SHA256Hasher.digest(contents[change.path.description]!), "\(change.path)")
+            #expect(change.new?.digest == XXH3Hasher.digest(contents[change.path.description]!), "\(change.path)")
         }
         #expect(parallel.outcome.entryCount == inline.outcome.entryCount)
         #expect(parallel.outcome.hashedFiles == 670)
@@ -49,7 +49,7 @@ import Testing
         for f in 0..<30 where f % 3 == 0 { try tree.write("f\(f)", "changed \(f)", mtime: ScanFixture.pastTime + 1) }
         let run = try tree.scan(baseline: baseline, delta: true, hashThreads: 4)
         #expect(run.paths == (0..<30).filter { $0 % 3 == 0 }.map { "f\($0)" }.sorted())
-        #expect(run.changes.allSatisfy { $0.new?.digest == SHA256Hasher.digest(Array("changed \($0.path.description.dropFirst())".utf8)) })
+        #expect(run.changes.allSatisfy { $0.new?.digest == XXH3Hasher.digest(Array("changed \($0.path.description.dropFirst())".utf8)) })
     }
 
     /// The hasher's outcomes keep job order, and a name that vanished or is no longer a regular
@@ -77,11 +77,11 @@ import Testing
         let outcomes = first.wait()
         #expect(outcomes.count == 4)
         guard case .hashed(let digestA, _) = outcomes[0] else { Issue.record("a: \(outcomes[0])"); return }
-        #expect(digestA == SHA256Hasher.digest(Array("alpha".utf8)))
+        #expect(digestA == XXH3Hasher.digest(Array("alpha".utf8)))
         guard case .gone = outcomes[1] else { Issue.record("gone: \(outcomes[1])"); return }
         guard case .failed = outcomes[2] else { Issue.record("pipe: \(outcomes[2])"); return }
         guard case .hashed(let digestB, _) = outcomes[3] else { Issue.record("b: \(outcomes[3])"); return }
-        #expect(digestB == SHA256Hasher.digest(Array("beta".utf8)))
+        #expect(digestB == XXH3Hasher.digest(Array("beta".utf8)))
         let later = second.wait()
         guard case .hashed(let b2, _) = later[0], case .hashed(let a2, _) = later[1] else { Issue.record("\(later)"); return }
         #expect(b2 == digestB && a2 == digestA)

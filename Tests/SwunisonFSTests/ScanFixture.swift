@@ -128,5 +128,5 @@ func scanClockNow() -> Nanoseconds {
 /// A path from text, for tests.
 func scanPath(_ text: String) throws -> RelativePath { try RelativePath(validating: text) }
 
-/// The SHA-256 of a string, for expected digests.
-func scanDigest(_ text: String) -> Digest { SHA256Hasher.digest(Array(text.utf8)) }
+/// The content digest (XXH3-128) of a string, for expected digests.
+func scanDigest(_ text: String) -> Digest { XXH3Hasher.digest(Array(text.utf8)) }

@@ -54,18 +54,38 @@ struct RelativePathTests {
 struct EntryTests {
     @Test("digest bytes round-trip and print as hex")
     func digest() throws {
-        let bytes = (0..<32).map { UInt8($0) }
+        let bytes = (0..<16).map { UInt8($0) }
         let d = try #require(Digest(bytes: bytes))
         #expect(d.bytes == bytes)
-        #expect(d.description.hasPrefix("000102030405"))
+        #expect(d.description == "000102030405060708090a0b0c0d0e0f")
         #expect(Digest(bytes: [1, 2, 3]) == nil)
+        // A SHA-256-sized digest (from before XXH3) is refused, not truncated.
+        #expect(Digest(bytes: [UInt8](repeating: 0, count: 32)) == nil)
         let raw = bytes.withUnsafeBytes { Digest(uncheckedRaw: $0) }
         #expect(raw == d)
     }
 
+    @Test("a file without a digest (archives from before XXH3) has the same content as one of the same size and mtime")
+    func undigestedFilesCompareBySizeAndMtime() throws {
+        let d = try #require(Digest(bytes: [UInt8](repeating: 7, count: 16)))
+        let archived = Entry(kind: .file, size: 3, mtime: 10, mode: 0o644)
+        let scanned = Entry(kind: .file, size: 3, mtime: 10, mode: 0o644, digest: d)
+        #expect(archived.sameContent(as: scanned) && scanned.sameContent(as: archived) && archived.sameContent(as: archived))
+        var touched = scanned
+        touched.mtime = 11
+        #expect(!archived.sameContent(as: touched))
+        var grown = scanned
+        grown.size = 4
+        #expect(!archived.sameContent(as: grown))
+        // With both digests known, only they decide.
+        var other = scanned
+        other.digest = Digest(w0: 1, w1: 2)
+        #expect(!scanned.sameContent(as: other))
+    }
+
     @Test("same content ignores fingerprints; attribute selection decides the rest")
     func equivalence() throws {
-        let d = try #require(Digest(bytes: [UInt8](repeating: 7, count: 32)))
+        let d = try #require(Digest(bytes: [UInt8](repeating: 7, count: 16)))
         let a = Entry(kind: .file, size: 3, mtime: 10, mode: 0o644, digest: d,
                       fingerprint: Fingerprint(inode: 1, ctime: 1, mtime: 10, size: 3))
         var b = a
@@ -77,6 +97,7 @@ struct EntryTests {
         b.mtime = 11
         #expect(!AttributeSelection(permissionMask: 0).equivalent(a, b))
         #expect(AttributeSelection(permissionMask: 0, times: false).equivalent(a, b))
-        #expect(!Entry(kind: .file, size: 3).sameContent(as: Entry(kind: .file, size: 3)), "unknown digests never match")
+        #expect(!Entry(kind: .file, size: 3).sameContent(as: Entry(kind: .file, size: 3, mtime: 1)),
+                "an unknown digest matches only the same size and mtime")
     }
 }

@@ -10,7 +10,7 @@ func path(_ text: String) -> RelativePath {
 
 /// A file whose content is identified by `content` (digest and size derive from it).
 func file(_ content: UInt64, mtime: Nanoseconds = 100, mode: UInt32 = 0o644) -> Entry {
-    Entry(kind: .file, size: Int64(content), mtime: mtime, mode: mode, digest: Digest(w0: content, w1: 0, w2: 0, w3: 0))
+    Entry(kind: .file, size: Int64(content), mtime: mtime, mode: mode, digest: Digest(w0: content, w1: 0))
 }
 
 func directory(mode: UInt32 = 0o755, mtime: Nanoseconds = 10) -> Entry {

@@ -104,7 +104,7 @@ import SwunisonModel
         }
         let error = storageError { _ = try Archive.open(path: path, roots: ["/a", "/b"]) }
         #expect(error?.reason == .newerSchema(found: 7, known: Archive.migrations.count))
-        #expect(error?.description == "archive \(path) was written by a newer swunison (schema 7, this one knows up to 1): "
+        #expect(error?.description == "archive \(path) was written by a newer swunison (schema 7, this one knows up to \(Archive.migrations.count)): "
                 + "upgrade swunison, or move it away or run with --ignorearchives to rebuild it")
         // The refusal changed nothing.
         #expect(try Database(path: path, role: .archive).userVersion() == 7)
@@ -176,15 +176,17 @@ import SwunisonModel
         let path = dir.file("cache.db")
         let cache = try ScanCache.open(path: path)
         try cache.apply([(p("ok"), file(1))], snapshot: 1)
-        // A valid packed directory row: format 1, kind 2, no flags, then 28 bytes of zeros.
-        let directoryRow = "01020000" + String(repeating: "00", count: 28)
+        // A valid packed directory row: format 2, kind 2, no flags, then 28 bytes of zeros.
+        let directoryRow = "02020000" + String(repeating: "00", count: 28)
         let cases: [(String, String)] = [
-            ("x'62', x'01090000' || zeroblob(28)", "unknown kind 9"),
-            ("x'62', x'02020000' || zeroblob(28)", "packed row format 2"),
-            ("x'62', x'010200f0' || zeroblob(28)", "unknown flags"),
-            ("x'62', x'0102'", "packed row of 2 bytes"),
-            // Flag 1 promises a 32-byte digest that is not there.
-            ("x'62', x'01010100' || zeroblob(28)", "where its flags say 64"),
+            ("x'62', x'02090000' || zeroblob(28)", "unknown kind 9"),
+            // Format 1 held 32-byte SHA-256 digests: never read as format 2.
+            ("x'62', x'01020000' || zeroblob(28)", "packed row format 1 (this swunison reads format 2)"),
+            ("x'62', x'03020000' || zeroblob(28)", "packed row format 3"),
+            ("x'62', x'020200f0' || zeroblob(28)", "unknown flags"),
+            ("x'62', x'0202'", "packed row of 2 bytes"),
+            // Flag 1 promises a 16-byte digest that is not there.
+            ("x'62', x'02010100' || zeroblob(28)", "where its flags say 48"),
             // Bytes after the fixed part without the link-target flag.
             ("x'62', x'\(directoryRow)ff'", "packed row of 33 bytes where its flags say 32"),
             ("x'2e2e', x'\(directoryRow)'", "invalid path"),

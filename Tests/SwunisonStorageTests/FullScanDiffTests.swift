@@ -46,6 +46,26 @@ import SwunisonModel
         #expect(try diff(archive: archive, scan: [now], selection: ignoring).isEmpty)
     }
 
+    @Test func archivedFilesWithoutDigestMatchBySizeAndMtime() throws {
+        // As the archive migration to XXH3 leaves them: files without a digest.
+        func undigested(_ seed: UInt64, size: Int64 = 10, mtime: Int64 = 100) -> Entry {
+            var entry = file(seed, size: size, mtime: mtime)
+            entry.digest = nil
+            return entry
+        }
+        let archive = [(p("gone"), undigested(5)), (p("kind"), undigested(6)), (p("mode"), undigested(4)),
+                       (p("same"), undigested(1)), (p("size"), undigested(2)), (p("time"), undigested(3))]
+        var otherMode = file(4, size: 10, mtime: 100)
+        otherMode.mode = 0o600
+        let now = scan([(p("kind"), directory()), (p("mode"), otherMode), (p("same"), file(1, size: 10, mtime: 100)),
+                        (p("size"), file(2, size: 11, mtime: 100)), (p("time"), file(3, size: 10, mtime: 101))])
+        let changes = try diff(archive: archive, scan: [now])
+        #expect(changes.map(\.path) == [p("gone"), p("kind"), p("mode"), p("size"), p("time")])
+        // With a digest on record, content still decides: the same size and mtime are not enough.
+        #expect(try diff(archive: [(p("same"), file(9, size: 10, mtime: 100))],
+                         scan: [scan([(p("same"), file(1, size: 10, mtime: 100))])]).count == 1)
+    }
+
     @Test func emptySidesAreAllCreationsOrAllDeletions() throws {
         let entries = [(p("x"), file(1)), (p("y"), directory())]
         #expect(try diff(archive: [], scan: [scan(entries)]).map(\.old) == [nil, nil])

@@ -202,34 +202,50 @@ private final class Node {
         #expect(try cache.snapshot == 3)
     }
 
-    @Test func schemaOneCacheIsPackedKeepingFingerprintsAndSnapshot() throws {
+    /// Rows as an older swunison wrote them: 32-byte (SHA-256) digests, in schema 1's columns or
+    /// in schema 2's packed format 1.
+    static func writeOldCache(at path: String, schema: Int, snapshot: UInt64) throws {
+        let old = try Database(path: path, role: .scanCache)
+        try old.migrate(Array(ScanCache.migrations.prefix(1)))
+        let digest32 = [UInt8](repeating: 0xAB, count: 32)
+        let fingerprintValues: [Int64] = [4, 28, 44, 4]
+        for (index, name) in ["a/f", "a/g", "b"].enumerated() {
+            let insert = try old.prepare("""
+                INSERT INTO entries(path, \(RowLayout.scanCacheColumns.columns))
+                VALUES (?1, 1, 10, 1700000000000000000, 420, 1000, 1000, ?2, NULL, ?3, ?4, ?5, ?6)
+                """)
+            try insert.bind(KeyCoding.sortKey(of: p(name)), at: 1)
+            try insert.bind(digest32, at: 2)
+            for (offset, value) in fingerprintValues.enumerated() { try insert.bind(value + Int64(index), at: Int32(3 + offset)) }
+            try insert.run()
+        }
+        try MetaTable(database: old).setSnapshot(ScanCache.snapshotKey, snapshot)
+        guard schema == 2 else { return }
+        // Schema 2 as it was written then: one blob per row, format 1 with the 32-byte digest.
+        try old.execute("""
+            CREATE TABLE entries_packed(path BLOB NOT NULL PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID;
+            INSERT INTO entries_packed SELECT path, x'01010300a4010000e8030000e8030000' || zeroblob(16) || digest || zeroblob(32) FROM entries;
+            DROP TABLE entries; ALTER TABLE entries_packed RENAME TO entries;
+            PRAGMA user_version = 2;
+            """)
+    }
+
+    @Test(arguments: [1, 2])
+    func cacheWithSHA256DigestsStartsOver(schema: Int) throws {
         let dir = try TempDir()
         let path = dir.file("cache.db")
-        let rows: [(RelativePath, Entry)] = [
-            (p("a"), directory()), (p("a/f"), file(1, fingerprint: fingerprint(4))), (p("a/g"), file(2)),
-            (p("l"), symlink("a/f")), (p(bytes: [0xFF, 0x01]), file(3, fingerprint: .untrusted)),
-        ]
-        do {
-            // A cache as swunison 0.x wrote it: schema 1, one column per field.
-            let old = try Database(path: path, role: .scanCache)
-            try old.migrate(Array(ScanCache.migrations.prefix(1)))
-            let insert = try old.prepare("INSERT INTO entries(path, \(RowLayout.scanCacheColumns.columns)) VALUES (\(RowLayout.scanCacheColumns.placeholders))")
-            for (path, entry) in rows {
-                try EntryRow.bind(path: path, entry: entry, layout: .scanCacheColumns, to: insert)
-                try insert.run()
-            }
-            try MetaTable(database: old).setSnapshot(ScanCache.snapshotKey, 77)
-        }
+        try Self.writeOldCache(at: path, schema: schema, snapshot: 77)
+        #expect(try Database(path: path, role: .scanCache).userVersion() == schema)
         let cache = try ScanCache.open(path: path)
-        #expect(try cache.database.userVersion() == 2)
-        #expect(try cache.database.appliedMigrations() == ["create entries and meta", "pack each entry into one blob"])
-        #expect(try cache.snapshot == 77)
-        let read = try all(cache.cursor())
-        #expect(try allInPlace(cache.cursor()) == read)
-        #expect(read.map(\.path) == rows.map(\.0).sorted())
-        for (path, entry) in rows { #expect(read.first { $0.path == path }?.entry == entry) }
-        // The table is the packed one now: a column of the old schema is gone.
+        #expect(try cache.database.userVersion() == 3)
+        #expect(try cache.database.appliedMigrations().suffix(1) == ["content digests are XXH3-128: start over"])
+        // Nothing stale is left to trust: no rows, and no snapshot, so the next scan is full.
+        #expect(try cache.snapshot == nil)
+        #expect(try all(cache.cursor()).isEmpty)
+        // The table is the packed one: a column of schema 1 is gone, and new rows round-trip.
         #expect(throws: StorageError.self) { try cache.database.execute("SELECT inode FROM entries") }
+        try cache.apply([(p("a"), file(1, fingerprint: fingerprint(4)))], snapshot: 5)
+        #expect(try cache.lookup(p("a")) == file(1, fingerprint: fingerprint(4)))
     }
 
     @Test func removeFileDeletesTheDatabaseAndItsCompanions() throws {

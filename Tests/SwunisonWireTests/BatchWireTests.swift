@@ -10,7 +10,7 @@ import Testing
 /// request per file when the server does not offer it.
 @Suite struct BatchWireTests {
     private func fileEntry(_ bytes: [UInt8]) -> Entry {
-        Entry(kind: .file, size: Int64(bytes.count), digest: SHA256Hasher.digest(bytes))
+        Entry(kind: .file, size: Int64(bytes.count), digest: XXH3Hasher.digest(bytes))
     }
 
     /// Writes three files (one with content that does not match its digest) and reads them back

@@ -72,7 +72,7 @@ final class ChangeLog: @unchecked Sendable {
         let paths = log.all.map(\.path)
         #expect(paths.count == 252)
         #expect(paths == paths.sorted())
-        #expect(log.all.first { $0.path == Sample.path("top") }?.new?.digest == SHA256Hasher.digest([1, 2, 3]))
+        #expect(log.all.first { $0.path == Sample.path("top") }?.new?.digest == XXH3Hasher.digest([1, 2, 3]))
         await h.client.close()
         try await h.serverRun.value
         #expect(h.replica.isClosed)
@@ -82,14 +82,14 @@ final class ChangeLog: @unchecked Sendable {
         let h = try await Harness()
         let small = Array("hello".utf8)
         let large = randomBytes(5 << 20 + 123, seed: 7)   // beyond the 1 MiB credit window
-        let e1 = try await h.client.writeFile(Sample.path("small"), entry: Entry(kind: .file, size: 5, digest: SHA256Hasher.digest(small)),
+        let e1 = try await h.client.writeFile(Sample.path("small"), entry: Entry(kind: .file, size: 5, digest: XXH3Hasher.digest(small)),
                                               from: ArrayReader(small), replacing: nil, backup: false)
         let e2 = try await h.client.writeFile(Sample.path("large"), entry: Entry(kind: .file, size: Int64(large.count),
-                                                                                 digest: SHA256Hasher.digest(large)),
+                                                                                 digest: XXH3Hasher.digest(large)),
                                               from: ArrayReader(large, chunk: 1 << 20), replacing: nil, backup: false)
         #expect(h.contents("small") == small)
         #expect(h.contents("large") == large)
-        #expect(e1.digest == SHA256Hasher.digest(small) && e2.size == Int64(large.count))
+        #expect(e1.digest == XXH3Hasher.digest(small) && e2.size == Int64(large.count))
         await h.client.close()
     }
 
@@ -100,7 +100,7 @@ final class ChangeLog: @unchecked Sendable {
                 group.addTask {
                     let data = randomBytes(i * 997 % 300_000, seed: UInt64(i))
                     _ = try await h.client.writeFile(Sample.path("f\(i)"), entry: Entry(kind: .file, size: Int64(data.count),
-                                                                                        digest: SHA256Hasher.digest(data)),
+                                                                                        digest: XXH3Hasher.digest(data)),
                                                      from: ArrayReader(data, chunk: 65536), replacing: nil, backup: false)
                 }
             }

@@ -7,7 +7,7 @@ import SwunisonModel
 
 /// Sample values used across the tests.
 enum Sample {
-    static let digest = Digest(w0: 0x0123456789ABCDEF, w1: 0, w2: .max, w3: 42)
+    static let digest = Digest(w0: 0x0123456789ABCDEF, w1: .max)
     static let file = Entry(kind: .file, size: 12345, mtime: 1_700_000_000_123_456_789, mode: 0o644, uid: 1000,
                             gid: 1000, digest: digest,
                             fingerprint: Fingerprint(inode: 99, ctime: -5, mtime: 7, size: 12345))
@@ -140,7 +140,7 @@ final class DirectoryReplica: Replica, @unchecked Sendable {
         default:
             let data = FileManager.default.contents(atPath: full(p)) ?? Data()
             return Entry(kind: .file, size: Int64(st.st_size), mtime: mtime, mode: st.st_mode & 0o7777,
-                         digest: SHA256Hasher.digest([UInt8](data)))
+                         digest: XXH3Hasher.digest([UInt8](data)))
         }
     }
 
@@ -184,7 +184,7 @@ final class DirectoryReplica: Replica, @unchecked Sendable {
         try check(path, replacing)
         var data: [UInt8] = []
         while let chunk = try await source.read() { data += chunk }
-        if let d = entry.digest, SHA256Hasher.digest(data) != d { throw ReplicaError.digestMismatch(path) }
+        if let d = entry.digest, XXH3Hasher.digest(data) != d { throw ReplicaError.digestMismatch(path) }
         guard SwunisonWireTests.writeFile(full(path), data) else {
             throw ReplicaError.system(path: path, operation: "create", errno: EIO, message: "create failed")
         }

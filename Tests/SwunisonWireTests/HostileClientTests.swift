@@ -72,7 +72,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let sawFailure = try await onThread { () throws -> Bool in
-        try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: []))))
+        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
         try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
         let placement = Placement(path: Sample.path("f"), entry: Entry(kind: .file, size: 4 << 20), replacing: nil, backup: false)
         try peer.send(Frame(2, .writeFile(placement, data: [], isComplete: false)))
@@ -97,7 +97,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let fatal = try await onThread { () throws -> String? in
-        try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: []))))
+        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
         try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
         try peer.sendHandBuilt(type: 0x17, id: 2) { w in w.blob(Array("../../etc/passwd".utf8)); w.entry(Sample.file) }
         return peer.fatalReason()
@@ -112,7 +112,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let fatal = try await onThread { () throws -> String? in
-        try peer.send(Frame(0, .hello(Hello(versions: 1...1, features: [ProtocolVersions.batchFiles]))))
+        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: [ProtocolVersions.batchFiles]))))
         try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
         try peer.sendHandBuilt(type: 0x1D, id: 2) { w in
             w.count(names.count)

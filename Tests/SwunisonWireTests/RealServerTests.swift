@@ -34,7 +34,7 @@ func swunisonBinary() -> String? {
 
 func fileEntry(_ data: [UInt8]) -> Entry {
     Entry(kind: .file, size: Int64(data.count), mtime: 1_600_000_000_000_000_000, mode: 0o640,
-          digest: SHA256Hasher.digest(data))
+          digest: XXH3Hasher.digest(data))
 }
 
 @Suite struct RealServerTests {
@@ -61,7 +61,7 @@ func fileEntry(_ data: [UInt8]) -> Entry {
         async let w2 = client.writeFile(Sample.path("d/small"), entry: fileEntry(small), from: ArrayReader(small),
                                         replacing: nil, backup: false)
         let (e1, e2) = try await (w1, w2)
-        #expect(e1.digest == SHA256Hasher.digest(big) && e2.size == Int64(small.count))
+        #expect(e1.digest == XXH3Hasher.digest(big) && e2.size == Int64(small.count))
         #expect(FileManager.default.contents(atPath: root.appending("d/big")) == Data(big))
 
         let log = ChangeLog()
@@ -147,7 +147,7 @@ func fileEntry(_ data: [UInt8]) -> Entry {
         let log = ChangeLog()
         let result = try await client.scan(ScanRequest(cacheKey: "child")) { log.add($0) }
         #expect(result.entryCount == 1)
-        #expect(log.all.first?.new?.digest == SHA256Hasher.digest(data))
+        #expect(log.all.first?.new?.digest == XXH3Hasher.digest(data))
         await client.close()
         #expect(child.waitForExit(graceMilliseconds: 5000) == 0)
     }
@@ -160,7 +160,7 @@ func fileEntry(_ data: [UInt8]) -> Entry {
             _ = try await RemoteReplica.connect(over: child, spec: ReplicaSpec(root: home.path), displayName: "child")
         } throws: { error in
             let text = String(describing: error)
-            return !text.contains("\n") && text.contains("speaks protocol version 1")
+            return !text.contains("\n") && text.contains("speaks protocol version \(ProtocolVersions.supported.upperBound)")
                 && text.contains("server speaks protocol version 9")
         }
     }

@@ -33,4 +33,17 @@ int swunison_open_unnamed(int dirfd, unsigned int mode);
 /// linkat(2) with AT_EMPTY_PATH, or through /proc/self/fd when that is not permitted.
 int swunison_link_unnamed(int fd, int newdirfd, const char *newpath);
 
+/// XXH3-128 (xxHash 0.8), the content digest, compiled in from the system's xxhash.h (package
+/// libxxhash-dev) so the binary needs no libxxhash at run time. A state hashes one stream at a
+/// time and is not thread-safe.
+typedef struct swunison_xxh3 swunison_xxh3;
+/// A fresh state, ready for swunison_xxh3_update; NULL when out of memory.
+swunison_xxh3 *swunison_xxh3_new(void);
+void swunison_xxh3_free(swunison_xxh3 *state);
+/// Starts a new stream (forgets everything fed so far).
+void swunison_xxh3_reset(swunison_xxh3 *state);
+void swunison_xxh3_update(swunison_xxh3 *state, const void *bytes, size_t count);
+/// The digest of everything fed since the last reset, as 16 bytes in canonical (big-endian) order.
+void swunison_xxh3_digest(const swunison_xxh3 *state, uint8_t out[16]);
+
 #endif

@@ -117,7 +117,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
     var createdMode: mode_t?
     /// The temporary file's name; nil while it has none (`O_TMPFILE`).
     private var temporaryName: [UInt8]?
-    private let hasher = SHA256Hasher()
+    private let hasher = XXH3Hasher()
     /// The content's digest, once sealed.
     private var digest: Digest?
     /// The temporary file's descriptor; -1 once committed or aborted.

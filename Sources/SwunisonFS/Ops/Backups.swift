@@ -120,7 +120,7 @@ extension ReplicaFiles {
     static func backupName(_ name: PathComponent, generation: Int) -> [UInt8] {
         let prefix = Array(".bak.\(generation).".utf8)
         if prefix.count + name.bytes.count <= 255 { return prefix + name.bytes }
-        let hash = Array(SHA256Hasher.digest(name.bytes).description.prefix(16).utf8)
+        let hash = Array(SHA256Hasher.hexDigest(name.bytes).prefix(16).utf8)
         let keep = 255 - prefix.count - 1 - hash.count
         return prefix + name.bytes.prefix(keep) + [0x7E] + hash
     }
@@ -154,7 +154,7 @@ extension ReplicaFiles {
         let destination = try withPath(path, operation) { () throws(SystemCallError) -> Int32 in
             try directory.createExclusive(temporary)
         }
-        let hasher = SHA256Hasher()
+        let hasher = XXH3Hasher()
         var size: Int64 = 0
         do throws(SystemCallError) {
             defer { close(destination) }

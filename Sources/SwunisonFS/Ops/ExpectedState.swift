@@ -107,7 +107,7 @@ extension ReplicaFiles {
     func hashFile(at location: Location, path: RelativePath) throws(FileOperationError) -> (Digest, UInt64) {
         let (fd, status) = try openRegularFile(at: location, path: path, purpose: "open for hashing")
         defer { close(fd) }
-        let hasher = SHA256Hasher()
+        let hasher = XXH3Hasher()
         try withPath(path, "read") { () throws(SystemCallError) in
             try readAll(fd) { hasher.update($0) }
         }

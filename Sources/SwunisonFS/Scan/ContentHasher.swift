@@ -23,7 +23,7 @@ final class ContentHasher {
     static let bufferSize = 256 * 1024
 
     private let buffer: UnsafeMutableRawBufferPointer
-    private let hasher = SHA256Hasher()
+    private let hasher = XXH3Hasher()
     private let noAtime = swunison_o_noatime()
     /// Bytes read so far, over all files.
     private(set) var bytesRead: Int64 = 0
