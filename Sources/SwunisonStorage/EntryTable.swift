@@ -113,12 +113,30 @@ final class EntryTable: @unchecked Sendable {
     /// first sync's 200,000 updates, are skipped; an update out of that order, or a second one
     /// for the same path (whose first may have inserted it), turns them back on.
     func apply(_ updates: some Sequence<(RelativePath, Entry?)>) throws(StorageError) {
-        var nothingBeneath = try isEmpty()
-        var previous: RelativePath?
+        var order = try WalkOrder(startingEmpty: isEmpty())
+        try apply(updates, order: &order)
+    }
+
+    /// ``apply(_:)`` continued over several calls (one transaction fed batch by batch): `order`
+    /// carries what the earlier batches showed.
+    func apply(_ updates: some Sequence<(RelativePath, Entry?)>, order: inout WalkOrder) throws(StorageError) {
         for (path, entry) in updates {
-            if nothingBeneath, let previous, RelativePath.compare(path.bytes, previous.bytes) <= 0 { nothingBeneath = false }
+            try apply(path, entry, nothingBeneath: order.nothingBeneath(path))
+        }
+    }
+
+    /// Whether updates applied so far allow skipping the deletes (see ``apply(_:)``).
+    struct WalkOrder {
+        private var stillInOrder: Bool
+        private var previous: RelativePath?
+
+        init(startingEmpty: Bool) { stillInOrder = startingEmpty }
+
+        /// Records `path` as the next update; true while nothing can be beneath it yet.
+        mutating func nothingBeneath(_ path: RelativePath) -> Bool {
+            if stillInOrder, let previous, RelativePath.compare(path.bytes, previous.bytes) <= 0 { stillInOrder = false }
             previous = path
-            try apply(path, entry, nothingBeneath: nothingBeneath)
+            return stillInOrder
         }
     }
 

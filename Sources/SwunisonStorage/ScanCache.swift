@@ -115,10 +115,17 @@ public final class ScanCache: @unchecked Sendable {
     /// Records a run's outcome: each path's new entry (nil removes the path and everything
     /// beneath it), applied in order, and the new snapshot id, in one transaction (Invariant 4).
     public func apply(_ updates: [(RelativePath, Entry?)], snapshot: UInt64) throws(StorageError) {
-        try database.transaction { () throws(StorageError) in
-            try table.apply(updates)
-            try meta.setSnapshot(Self.snapshotKey, snapshot)
-        }
+        let update = try beginUpdate()
+        try update.add(updates)
+        try update.commit(snapshot: snapshot)
+    }
+
+    /// Starts recording a run's outcome batch by batch (a server applies each batch as it
+    /// arrives, instead of all of them after the last): ``BaselineUpdateTransaction/commit(snapshot:)``
+    /// makes them visible with the new snapshot id, dropping the transaction rolls it back. Only
+    /// it may write to this cache until then.
+    public func beginUpdate() throws(StorageError) -> BaselineUpdateTransaction {
+        try BaselineUpdateTransaction(table: table, meta: meta)
     }
 
     /// Stores new fingerprints for rows whose content and attributes did not change (a file
@@ -139,6 +146,69 @@ public final class ScanCache: @unchecked Sendable {
     /// Deletes a scan cache file with its `-wal` and `-shm` companions (a missing file is fine).
     public static func removeFile(at path: String) throws(StorageError) {
         try StoreFiles.remove(path, role: .scanCache)
+    }
+}
+
+/// A run's outcome being recorded in a scan cache (see ``ScanCache/beginUpdate()``). Holds the
+/// write transaction; rolls back in `deinit` unless committed.
+public final class BaselineUpdateTransaction: @unchecked Sendable {
+    private let table: EntryTable
+    private let meta: MetaTable
+    private var order: EntryTable.WalkOrder
+    private var isOpen: Bool
+
+    init(table: EntryTable, meta: MetaTable) throws(StorageError) {
+        self.table = table
+        self.meta = meta
+        try table.database.execute("BEGIN IMMEDIATE")
+        isOpen = true
+        do {
+            order = try EntryTable.WalkOrder(startingEmpty: table.isEmpty())
+        } catch {
+            order = EntryTable.WalkOrder(startingEmpty: false)
+            rollback()
+            throw error
+        }
+    }
+
+    deinit { rollback() }
+
+    /// Applies updates in order (nil removes the path and everything beneath it), after those
+    /// of earlier calls; rolls everything back if a write fails.
+    public func add(_ updates: some Sequence<(RelativePath, Entry?)>) throws(StorageError) {
+        guard isOpen else { throw closedError() }
+        do {
+            try table.apply(updates, order: &order)
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
+    /// Sets the snapshot id and commits everything added (Invariant 4: call it only once what
+    /// the updates describe is durable on disk).
+    public func commit(snapshot: UInt64) throws(StorageError) {
+        guard isOpen else { throw closedError() }
+        do {
+            try meta.setSnapshot(ScanCache.snapshotKey, snapshot)
+            try table.database.execute("COMMIT")
+            isOpen = false
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
+    /// Abandons the update; the cache keeps its previous content and snapshot id.
+    public func rollback() {
+        guard isOpen else { return }
+        isOpen = false
+        if table.database.isInTransaction { try? table.database.execute("ROLLBACK") }
+    }
+
+    private func closedError() -> StorageError {
+        StorageError(.sqlite, role: .scanCache, file: table.database.path,
+                     message: "the baseline update was already committed or rolled back")
     }
 }
 

@@ -27,17 +27,18 @@ public struct FrameEncoder: Sendable {
     /// - Throws: ``WireError/oversizedFrame(length:limit:)`` when the payload exceeds the limit
     ///   (callers split batches and chunks well below it).
     public func encode(_ frame: Frame) throws(WireError) -> [UInt8] {
-        var w = WireWriter(capacity: 64)
+        // Room for the file data up front: a batch of small files is up to a megabyte, and
+        // growing by doubling from 64 bytes would copy it about twice more.
+        var w = WireWriter(capacity: 64 + frame.message.contentByteCount)
         w.u32(0)
         w.u8(frame.message.type)
         w.varint(frame.requestID)
         frame.message.encodeBody(into: &w)
-        var bytes = w.bytes
-        let length = bytes.count - 4
+        let length = w.count - 4
         guard length <= maximumPayload else { throw .oversizedFrame(length: UInt64(length), limit: maximumPayload) }
-        bytes[0] = UInt8(truncatingIfNeeded: length >> 24); bytes[1] = UInt8(truncatingIfNeeded: length >> 16)
-        bytes[2] = UInt8(truncatingIfNeeded: length >> 8); bytes[3] = UInt8(truncatingIfNeeded: length)
-        return bytes
+        // Patched in the writer's own storage: a copy taken first would be copied again on write.
+        w.setU32(UInt32(length), at: 0)
+        return w.bytes
     }
 }
 

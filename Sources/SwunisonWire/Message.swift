@@ -221,6 +221,22 @@ public enum Message: Sendable {
         }
     }
 
+    /// Bytes of file data the message carries, plus a little per file for its other fields: the
+    /// encoder reserves this much so that the data is copied into the frame once.
+    var contentByteCount: Int {
+        switch self {
+        case let .writeFile(_, data, _): return 64 + data.count
+        case .writeChunk(let d), .fileChunk(let d): return d.count
+        case .writeFiles(let writes): return writes.reduce(0) { $0 + 96 + $1.path.bytes.count + $1.content.count }
+        case .fileContents(let results):
+            return results.reduce(0) { total, result in
+                if case .success(let bytes) = result { return total + 8 + bytes.count }
+                return total + 64
+            }
+        default: return 0
+        }
+    }
+
     private static func placement(_ p: Placement, into w: inout WireWriter) {
         w.path(p.path); w.entry(p.entry); w.optionalEntry(p.replacing); w.bool(p.backup)
     }

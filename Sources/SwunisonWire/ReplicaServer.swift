@@ -35,6 +35,8 @@ public final class ReplicaServer: Sendable {
         var reads: [UInt64: CreditGate] = [:]
         var scans: [UInt64: CancelFlag] = [:]
         var baselines: [UInt64: [BaselineUpdate]] = [:]
+        /// Why staging a commit's updates failed (the commit then fails with it).
+        var stagingFailures: [UInt64: any Error] = [:]
         var shutdownRequested = false
         var finished: CheckedContinuation<Void, any Error>?
         var endError: (any Error)?
@@ -183,10 +185,21 @@ public final class ReplicaServer: Sendable {
         case .writeFiles(let writes):
             spawn(id) { [self] in .writeResults(try await replica().writeFiles(writes)) }
         case .baselineBatch(let updates):
-            state.withLock { $0.baselines[id, default: []].append(contentsOf: updates) }
+            // A local replica applies each batch now, on this (receiving) thread, so the batches
+            // stay in order and the cache is written while the rest is on the wire; others get
+            // them all with the commit.
+            if let staging = try? replica() as? any StagesBaselineUpdates {
+                guard state.withLock({ $0.stagingFailures[id] == nil }) else { return }
+                do { try staging.stageBaseline(updates) } catch { state.withLock { $0.stagingFailures[id] = error } }
+            } else {
+                state.withLock { $0.baselines[id, default: []].append(contentsOf: updates) }
+            }
         case .commitBaseline(let snapshot):
-            let updates = state.withLock { $0.baselines.removeValue(forKey: id) } ?? []
+            let (updates, stagingFailure) = state.withLock {
+                ($0.baselines.removeValue(forKey: id) ?? [], $0.stagingFailures.removeValue(forKey: id))
+            }
             spawn(id) { [self] in
+                if let stagingFailure { throw stagingFailure }
                 try await replica().commitBaseline(updates, snapshot: snapshot)
                 return .ok
             }

@@ -24,6 +24,12 @@ public struct WireWriter: Sendable {
         for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
     }
 
+    /// Overwrites four bytes already written at `offset` with `v`, big-endian.
+    public mutating func setU32(_ v: UInt32, at offset: Int) {
+        bytes[offset] = UInt8(truncatingIfNeeded: v >> 24); bytes[offset + 1] = UInt8(truncatingIfNeeded: v >> 16)
+        bytes[offset + 2] = UInt8(truncatingIfNeeded: v >> 8); bytes[offset + 3] = UInt8(truncatingIfNeeded: v)
+    }
+
     public mutating func u64(_ v: UInt64) {
         for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
     }

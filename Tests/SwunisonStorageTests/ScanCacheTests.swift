@@ -185,6 +185,31 @@ private final class Node {
         #expect(try all(cache.cursor()).map(\.path) == (0..<50).map { p("g\($0)") }.sorted())
     }
 
+    @Test func anUpdateFedInBatchesCommitsOnceAndKeepsTheWalkOrderRule() throws {
+        let dir = try TempDir()
+        let cache = try ScanCache.open(path: dir.file("cache.db"))
+        do {
+            let update = try cache.beginUpdate()
+            try update.add([(p("d"), directory()), (p("d/x"), file(1))])
+            // Nothing is visible before the commit.
+            #expect(try all(cache.cursor()).isEmpty)
+            // The same path again, in a later batch: the deletes come back on, so the file
+            // that replaces the directory takes its contents with it.
+            try update.add([(p("d"), file(2)), (p("e"), file(3))])
+            try update.commit(snapshot: 5)
+        }
+        #expect(try all(cache.cursor()).map(\.path) == [p("d"), p("e")])
+        #expect(try cache.lookup(p("d")) == file(2))
+        #expect(try cache.snapshot == 5)
+        do {
+            // Dropped before its commit: rolled back, the snapshot stays.
+            let update = try cache.beginUpdate()
+            try update.add([(p("d"), nil), (p("f"), file(4))])
+        }
+        #expect(try all(cache.cursor()).map(\.path) == [p("d"), p("e")])
+        #expect(try cache.snapshot == 5)
+    }
+
     @Test func refreshFingerprintsChangesOnlyFingerprints() throws {
         let dir = try TempDir()
         let cache = try ScanCache.open(path: dir.file("cache.db"))

@@ -11,7 +11,7 @@ import SwunisonStorage
 /// `swunison server` serves a `LocalReplica` over the wire, so the remote side runs this same code.
 /// Thread safety: file operations may run concurrently (each uses its own descriptors beneath
 /// the shared root descriptor); the scan cache is used under a lock.
-public final class LocalReplica: Replica, @unchecked Sendable {
+public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     public let displayName: String
     private let files: ReplicaFiles
     private let cacheDirectory: String
@@ -21,7 +21,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     /// The open scan cache and its lock. The lock is held from the first scan (or commit) until
     /// `close`: one run per replica cache at a time, even when the runs come from different
     /// client hosts (Invariant 7, on the server side too).
-    private let cacheState = Mutex<(cache: ScanCache?, lock: ArchiveLock?)>((nil, nil))
+    private let cacheState = Mutex<(cache: ScanCache?, lock: ArchiveLock?, staged: BaselineUpdateTransaction?)>((nil, nil, nil))
     /// Shared syncfs rounds that make written content durable before it is renamed into place.
     private let durability: GroupSync
 
@@ -269,15 +269,44 @@ public final class LocalReplica: Replica, @unchecked Sendable {
     }
 
     public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
+        let cache = try cacheForCommit()
+        // Every rename this run made must be on disk before the baseline (and then the archive)
+        // says so; one syncfs covers them all (Invariant 4). Staged updates are not committed yet.
+        do { try files.syncFileSystem() } catch { throw Self.replicaError(error) }
+        try cacheState.withLock { state in
+            let transaction = try state.staged ?? cache.beginUpdate()
+            state.staged = nil
+            try transaction.add(updates.lazy.map { ($0.path, $0.entry) })
+            try transaction.commit(snapshot: snapshot)
+        }
+    }
+
+    /// Applies the first updates of the coming ``commitBaseline(_:snapshot:)`` now, inside its
+    /// still open transaction, so that a server writes its cache while the rest of a large
+    /// commit is still on the wire. Nothing is visible until that commit; ``close()`` (or a
+    /// failure) rolls it back. Blocking: call it from a thread that may wait.
+    public func stageBaseline(_ updates: [BaselineUpdate]) throws(any Error) {
+        let cache = try cacheForCommit()
+        try cacheState.withLock { state in
+            if state.staged == nil { state.staged = try cache.beginUpdate() }
+            do {
+                try state.staged!.add(updates.lazy.map { ($0.path, $0.entry) })
+            } catch {
+                state.staged = nil
+                throw error
+            }
+        }
+    }
+
+    /// The cache a commit writes to: the one the scan opened, or (a commit without a scan in
+    /// this session, as after a reconnection) the default one.
+    private func cacheForCommit() throws -> ScanCache {
         var cache = cacheState.withLock { $0.cache }
         if cache == nil, let key = defaultCacheKey { cache = try openCache(key: key) }
         guard let cache else {
             throw ReplicaError.other("\(displayName): no scan in this session, nothing to commit")
         }
-        // Every rename this run made must be on disk before the baseline (and then the archive)
-        // says so; one syncfs covers them all (Invariant 4).
-        do { try files.syncFileSystem() } catch { throw Self.replicaError(error) }
-        try cacheState.withLock { _ in try cache.apply(updates.map { ($0.path, $0.entry) }, snapshot: snapshot) }
+        return cache
     }
 
     /// Opens (once) and locks the scan cache named `key` (Invariant 7, per replica).
@@ -295,6 +324,7 @@ public final class LocalReplica: Replica, @unchecked Sendable {
 
     public func close() async {
         cacheState.withLock { state in
+            state.staged = nil  // rolls back updates staged for a commit that never came
             state.cache = nil
             state.lock?.release()
             state.lock = nil
