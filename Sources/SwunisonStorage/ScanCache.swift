@@ -154,21 +154,14 @@ public final class ScanCache: @unchecked Sendable {
 public final class BaselineUpdateTransaction: @unchecked Sendable {
     private let table: EntryTable
     private let meta: MetaTable
-    private var order: EntryTable.WalkOrder
-    private var isOpen: Bool
+    private let transaction: HeldTransaction
+    private var order = EntryTable.WalkOrder(startingEmpty: false)
 
     init(table: EntryTable, meta: MetaTable) throws(StorageError) {
         self.table = table
         self.meta = meta
-        try table.database.execute("BEGIN IMMEDIATE")
-        isOpen = true
-        do {
-            order = try EntryTable.WalkOrder(startingEmpty: table.isEmpty())
-        } catch {
-            order = EntryTable.WalkOrder(startingEmpty: false)
-            rollback()
-            throw error
-        }
+        transaction = try HeldTransaction(table.database, what: "baseline update")
+        try transaction.run { () throws(StorageError) in order = try EntryTable.WalkOrder(startingEmpty: table.isEmpty()) }
     }
 
     deinit { rollback() }
@@ -176,58 +169,31 @@ public final class BaselineUpdateTransaction: @unchecked Sendable {
     /// Applies updates in order (nil removes the path and everything beneath it), after those
     /// of earlier calls; rolls everything back if a write fails.
     public func add(_ updates: some Sequence<(RelativePath, Entry?)>) throws(StorageError) {
-        guard isOpen else { throw closedError() }
-        do {
-            try table.apply(updates, order: &order)
-        } catch {
-            rollback()
-            throw error
-        }
+        try transaction.run { () throws(StorageError) in try table.apply(updates, order: &order) }
     }
 
     /// Sets the snapshot id and commits everything added (Invariant 4: call it only once what
     /// the updates describe is durable on disk).
     public func commit(snapshot: UInt64) throws(StorageError) {
-        guard isOpen else { throw closedError() }
-        do {
-            try meta.setSnapshot(ScanCache.snapshotKey, snapshot)
-            try table.database.execute("COMMIT")
-            isOpen = false
-        } catch {
-            rollback()
-            throw error
-        }
+        try transaction.commit { () throws(StorageError) in try meta.setSnapshot(ScanCache.snapshotKey, snapshot) }
     }
 
     /// Abandons the update; the cache keeps its previous content and snapshot id.
-    public func rollback() {
-        guard isOpen else { return }
-        isOpen = false
-        if table.database.isInTransaction { try? table.database.execute("ROLLBACK") }
-    }
-
-    private func closedError() -> StorageError {
-        StorageError(.sqlite, role: .scanCache, file: table.database.path,
-                     message: "the baseline update was already committed or rolled back")
-    }
+    public func rollback() { transaction.rollback() }
 }
 
 /// A replacement of a scan cache's content in progress (see ``ScanCache/beginRewrite(under:)``).
 /// Holds the write transaction; rolls back in `deinit` unless committed.
 public final class CacheRewrite: @unchecked Sendable {
     private let table: EntryTable
-    private var isOpen: Bool
+    private let transaction: HeldTransaction
 
     init(table: EntryTable, meta: MetaTable, paths: [RelativePath]) throws(StorageError) {
         self.table = table
-        try table.database.execute("BEGIN IMMEDIATE")
-        isOpen = true
-        do {
+        transaction = try HeldTransaction(table.database, what: "rewrite")
+        try transaction.run { () throws(StorageError) in
             for range in KeyRange.covering(paths) { try table.delete(range) }
             try meta.setSnapshot(ScanCache.snapshotKey, nil)
-        } catch {
-            rollback()
-            throw error
         }
     }
 
@@ -235,37 +201,60 @@ public final class CacheRewrite: @unchecked Sendable {
 
     /// Adds entries (inserting or replacing rows); rolls everything back if a write fails.
     public func add(_ entries: some Sequence<BaselineEntry>) throws(StorageError) {
-        guard isOpen else { throw closedError() }
-        do {
+        try transaction.run { () throws(StorageError) in
             for e in entries { try table.upsert(e.path, e.entry) }
-        } catch {
-            rollback()
-            throw error
         }
     }
 
     /// Commits the new content (snapshot id stays nil until the run's ``ScanCache/apply(_:snapshot:)``).
-    public func commit() throws(StorageError) {
-        guard isOpen else { throw closedError() }
+    public func commit() throws(StorageError) { try transaction.commit() }
+
+    /// Abandons the rewrite; the cache keeps its previous content and snapshot id.
+    public func rollback() { transaction.rollback() }
+}
+
+/// The write transaction a ``CacheRewrite`` or a ``BaselineUpdateTransaction`` holds: whatever
+/// fails inside it rolls all of it back, and nothing runs in it once it is committed or rolled back.
+final class HeldTransaction {
+    private let database: Database
+    /// What holds it, for the error after its end.
+    private let what: String
+    private var isOpen: Bool
+
+    init(_ database: Database, what: String) throws(StorageError) {
+        self.database = database
+        self.what = what
+        try database.execute("BEGIN IMMEDIATE")
+        isOpen = true
+    }
+
+    /// Runs `body` inside the transaction; rolls back and rethrows if it fails.
+    func run(_ body: () throws(StorageError) -> Void) throws(StorageError) {
+        guard isOpen else {
+            throw StorageError(.sqlite, role: .scanCache, file: database.path,
+                               message: "the \(what) was already committed or rolled back")
+        }
         do {
-            try table.database.execute("COMMIT")
-            isOpen = false
+            try body()
         } catch {
             rollback()
             throw error
         }
     }
 
-    /// Abandons the rewrite; the cache keeps its previous content and snapshot id.
-    public func rollback() {
-        guard isOpen else { return }
-        isOpen = false
-        if table.database.isInTransaction { try? table.database.execute("ROLLBACK") }
+    /// Runs `last` and commits.
+    func commit(_ last: () throws(StorageError) -> Void = {}) throws(StorageError) {
+        try run { () throws(StorageError) in
+            try last()
+            try database.execute("COMMIT")
+            isOpen = false
+        }
     }
 
-    private func closedError() -> StorageError {
-        StorageError(.sqlite, role: .scanCache, file: table.database.path,
-                     message: "the rewrite was already committed or rolled back")
+    func rollback() {
+        guard isOpen else { return }
+        isOpen = false
+        if database.isInTransaction { try? database.execute("ROLLBACK") }
     }
 }
 
