@@ -160,9 +160,19 @@ public final class BaselineUpdateTransaction: @unchecked Sendable {
     init(table: EntryTable, meta: MetaTable) throws(StorageError) {
         self.table = table
         self.meta = meta
-        transaction = try HeldTransaction(table.database, what: "baseline update")
+        // Room for every page the update dirties (about 30 MB after an initial sync of 200,000
+        // files): with SQLite's default 2 MB, dirty pages spill into the WAL during the
+        // transaction and are written there again at the commit. Memory is taken only as pages
+        // are used, and given back when the transaction ends.
+        try table.database.execute("PRAGMA cache_size = -\(Self.cacheKiB)")
+        transaction = try HeldTransaction(table.database, what: "baseline update") { [database = table.database] in
+            try? database.execute("PRAGMA cache_size = -2000; PRAGMA shrink_memory")
+        }
         try transaction.run { () throws(StorageError) in order = try EntryTable.WalkOrder(startingEmpty: table.isEmpty()) }
     }
+
+    /// Page cache for the transaction, in KiB.
+    static let cacheKiB = 96 << 10
 
     deinit { rollback() }
 
@@ -220,11 +230,19 @@ final class HeldTransaction {
     /// What holds it, for the error after its end.
     private let what: String
     private var isOpen: Bool
+    /// Runs once the transaction has ended, committed or not.
+    private let atEnd: () -> Void
 
-    init(_ database: Database, what: String) throws(StorageError) {
+    init(_ database: Database, what: String, atEnd: @escaping () -> Void = {}) throws(StorageError) {
         self.database = database
         self.what = what
-        try database.execute("BEGIN IMMEDIATE")
+        self.atEnd = atEnd
+        do {
+            try database.execute("BEGIN IMMEDIATE")
+        } catch {
+            atEnd()
+            throw error
+        }
         isOpen = true
     }
 
@@ -248,6 +266,7 @@ final class HeldTransaction {
             try last()
             try database.execute("COMMIT")
             isOpen = false
+            atEnd()
         }
     }
 
@@ -255,6 +274,7 @@ final class HeldTransaction {
         guard isOpen else { return }
         isOpen = false
         if database.isInTransaction { try? database.execute("ROLLBACK") }
+        atEnd()
     }
 }
 

@@ -110,25 +110,36 @@ extension FrameEncoder {
     func batches<T>(type: UInt8, requestID: UInt64, items: some Collection<T>, targetPayload: Int = 512 << 10,
                     encode: (inout WireWriter, T) -> Void) throws(WireError) -> [[UInt8]] {
         var frames: [[UInt8]] = []
-        var body = WireWriter(capacity: 4096)
+        let outcome = Result { () throws in
+            try forEachBatch(type: type, requestID: requestID, items: items, targetPayload: targetPayload,
+                             encode: encode) { frames.append($0) }
+        }
+        if case .failure(let error) = outcome { throw error as? WireError ?? .unexpected("\(error)") }
+        return frames
+    }
+
+    /// ``batches(type:requestID:items:targetPayload:encode:)``, handing each frame to `body` as
+    /// soon as it is complete (to send it while the next is encoded).
+    /// - Throws: ``WireError/oversizedFrame(length:limit:)`` (one item alone over the limit), or
+    ///   what `body` throws.
+    func forEachBatch<T>(type: UInt8, requestID: UInt64, items: some Collection<T>, targetPayload: Int = 512 << 10,
+                         encode: (inout WireWriter, T) -> Void, _ body: ([UInt8]) throws -> Void) throws {
+        var body_ = WireWriter(capacity: targetPayload + 4096)
         var n = 0
-        func flush() throws(WireError) {
-            var w = WireWriter(capacity: body.count + 24)
+        func flush() throws {
+            var w = WireWriter(capacity: body_.count + 24)
             w.u32(0); w.u8(type); w.varint(requestID); w.count(n)
-            var bytes = w.bytes
-            bytes.append(contentsOf: body.bytes)
-            let length = bytes.count - 4
-            guard length <= maximumPayload else { throw .oversizedFrame(length: UInt64(length), limit: maximumPayload) }
-            bytes[0] = UInt8(truncatingIfNeeded: length >> 24); bytes[1] = UInt8(truncatingIfNeeded: length >> 16)
-            bytes[2] = UInt8(truncatingIfNeeded: length >> 8); bytes[3] = UInt8(truncatingIfNeeded: length)
-            frames.append(bytes)
-            body = WireWriter(capacity: 4096); n = 0
+            w.append(body_)
+            let length = w.count - 4
+            guard length <= maximumPayload else { throw WireError.oversizedFrame(length: UInt64(length), limit: maximumPayload) }
+            w.setU32(UInt32(w.count - 4), at: 0)
+            try body(w.bytes)
+            body_.removeAll(); n = 0
         }
         for item in items {
-            encode(&body, item); n += 1
-            if body.count >= targetPayload { try flush() }
+            encode(&body_, item); n += 1
+            if body_.count >= targetPayload { try flush() }
         }
         if n > 0 { try flush() }
-        return frames
     }
 }

@@ -171,10 +171,13 @@ public final class RemoteReplica: Replica, Sendable {
 
     public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
         let id = core.nextID()
-        let frames = try FrameEncoder().batches(type: Message.baselineBatch([]).type, requestID: id,
-                                                items: updates) { $0.baselineUpdate($1) }
+        // Each batch goes out as soon as it is encoded: the server writes batches as they arrive,
+        // so it starts on the first while the rest are still being encoded (200,000 after an
+        // initial sync). The batches need no reply; the commit request's reply covers them.
+        try FrameEncoder().forEachBatch(type: Message.baselineBatch([]).type, requestID: id, items: updates,
+                                        encode: { $0.baselineUpdate($1) }) { frame in try core.sendRaw(bytes: frame) }
         _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in
-            core.send(id: id, prefix: frames, .commitBaseline(snapshot: snapshot), to: SimplePending(c))
+            core.send(id: id, prefix: [], .commitBaseline(snapshot: snapshot), to: SimplePending(c))
         }
     }
 
@@ -271,8 +274,17 @@ final class ClientCore: Sendable {
 
     /// Sends a stream-control frame (chunks, credit, cancel).
     func sendRaw(_ frame: Frame) throws {
+        try sendEncoded { () throws in try sender.send(frame) }
+    }
+
+    /// Sends an already encoded frame that expects no reply of its own (a `baselineBatch`).
+    func sendRaw(bytes: [UInt8]) throws {
+        try sendEncoded { () throws in try sender.send(raw: bytes) }
+    }
+
+    private func sendEncoded(_ write: () throws -> Void) throws {
         if let b = s.withLock({ $0.broken }) { throw b }
-        do { try sender.send(frame) } catch {
+        do { try write() } catch {
             let e = connectionError(error)
             fail(e)
             throw e

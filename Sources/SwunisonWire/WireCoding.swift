@@ -24,6 +24,12 @@ public struct WireWriter: Sendable {
         for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
     }
 
+    /// Appends what another writer holds.
+    public mutating func append(_ other: WireWriter) { bytes.append(contentsOf: other.bytes) }
+
+    /// Forgets what was written, keeping the storage for reuse.
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     /// Overwrites four bytes already written at `offset` with `v`, big-endian.
     public mutating func setU32(_ v: UInt32, at offset: Int) {
         bytes[offset] = UInt8(truncatingIfNeeded: v >> 24); bytes[offset + 1] = UInt8(truncatingIfNeeded: v >> 16)

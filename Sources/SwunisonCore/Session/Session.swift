@@ -208,10 +208,13 @@ public final class Session: Sendable {
         let started = ContinuousClock.now
         var archiveUpdates: [BaselineUpdate] = []
         var cacheUpdates: [Side: [BaselineUpdate]] = [.a: [], .b: []]
+        // Which paths succeeded matters only to undo a full scan's cache rows (below).
+        let needSucceeded = !sideA.result.isDelta || !sideB.result.isDelta
         var succeeded = Set<RelativePath>()
+        if needSucceeded { succeeded.reserveCapacity(result.succeeded.count) }
         archiveUpdates.reserveCapacity(result.succeeded.count)
         for path in result.succeeded {
-            succeeded.insert(path.path)
+            if needSucceeded { succeeded.insert(path.path) }
             archiveUpdates.append(BaselineUpdate(path: path.path, entry: path.agreed?.withoutFingerprint))
             for (side, scan) in [(Side.a, sideA), (Side.b, sideB)] {
                 if case .some(let written) = path.written(side) {
