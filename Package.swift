@@ -35,7 +35,7 @@ let package = Package(
 
         // The thin command-line front end.
         .executableTarget(name: "swunison", dependencies: [
-            "SwunisonCore", "SwunisonProfile", "SwunisonWire", "SwunisonModel",
+            "SwunisonCore", "SwunisonProfile", "SwunisonWire", "SwunisonModel", "SwunisonFS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -47,3 +48,5 @@ int swunison_link_unnamed(int fd, int newdirfd, const char *newpath) {
     snprintf(procPath, sizeof procPath, "/proc/self/fd/%d", fd);
     return linkat(AT_FDCWD, procPath, newdirfd, newpath, AT_SYMLINK_FOLLOW);
 }
+
+int swunison_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

@@ -36,6 +36,7 @@ public struct FullScanDiff<Cursor: BaselineCursor> {
     ///   walk order (a merge over unsorted input would invent deletions); errors of the cursor.
     public mutating func feed(_ batch: [ScanChange]) throws -> [ScanChange] {
         var out: [ScanChange] = []
+        out.reserveCapacity(batch.count)
         for current in batch {
             if let last = lastScanned, !(last < current.path) {
                 throw FullScanDiffError.outOfOrder(previous: last, next: current.path)

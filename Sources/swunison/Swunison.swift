@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import SwunisonCore
+import SwunisonFS
 import SwunisonModel
 
 /// `swunison`: the command-line front end. Each subcommand's `run()` is a few lines that call
@@ -26,6 +27,7 @@ struct Swunison: AsyncParsableCommand {
     /// thread) that is still using it as the process ends. Output is written unbuffered
     /// (`Console`), so nothing is lost.
     static func main() async {
+        ProcessMemory.preferHeapForLargeBuffers()
         let code: Int32
         do {
             var command = try parseAsRoot()
