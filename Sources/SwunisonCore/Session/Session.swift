@@ -189,8 +189,11 @@ public final class Session: Sendable {
             throw SessionError.scanFailed(side: replicas[side].displayName, message: "\(error)")
         }
         var changes = collector.take()
-        if !result.isDelta {
-            // The replica's cache did not match the archive: compare everything it has with the archive.
+        // The replica's cache did not match the archive: compare everything it has with the
+        // archive. Against an empty archive (a first sync) that comparison is the scan itself:
+        // every entry is new and nothing is deleted (ChangeMerger still checks the walk order).
+        let firstSync = try result.problems.isEmpty && archive.isEmpty
+        if !result.isDelta, !firstSync {
             let excluded = result.problems.map(\.path)
             var diff = FullScanDiff(archive: try archive.cursor(under: paths), selection: options.attributes,
                                     excluded: excluded)
