@@ -286,7 +286,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     /// still open transaction, so that a server writes its cache while the rest of a large
     /// commit is still on the wire. Nothing is visible until that commit; ``close()`` (or a
     /// failure) rolls it back. Blocking: call it from a thread that may wait.
-    public func stageBaseline(_ updates: [BaselineUpdate]) throws(any Error) {
+    public func stageBaseline(_ updates: [BaselineUpdate]) throws {
         let cache = try cacheForCommit()
         try cacheState.withLock { state in
             if state.staged == nil { state.staged = try cache.beginUpdate() }

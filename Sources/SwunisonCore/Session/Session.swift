@@ -192,8 +192,7 @@ public final class Session: Sendable {
         // The replica's cache did not match the archive: compare everything it has with the
         // archive. Against an empty archive (a first sync) that comparison is the scan itself:
         // every entry is new and nothing is deleted (ChangeMerger still checks the walk order).
-        let firstSync = try result.problems.isEmpty && archive.isEmpty
-        if !result.isDelta, !firstSync {
+        if try !result.isDelta && !(result.problems.isEmpty && archive.isEmpty) {
             let excluded = result.problems.map(\.path)
             var diff = FullScanDiff(archive: try archive.cursor(under: paths), selection: options.attributes,
                                     excluded: excluded)
