@@ -16,15 +16,6 @@ import SwunisonModel
 /// - Calls may be issued concurrently; an implementation serialises what it must. Calls for a
 ///   path are issued only after the calls for its parent directory have completed.
 /// - After any error the replica stays usable for other paths.
-/// A replica that can apply the first batches of a large ``Replica/commitBaseline(_:snapshot:)``
-/// while the rest is still arriving (``LocalReplica``, which `swunison server` serves): the
-/// server writes its cache during the transfer instead of after it. Nothing is committed
-/// before `commitBaseline` itself.
-public protocol StagesBaselineUpdates: Replica {
-    /// Applies `updates`, in order, inside the coming commit's open transaction. Blocking.
-    func stageBaseline(_ updates: [BaselineUpdate]) throws
-}
-
 public protocol Replica: AnyObject, Sendable {
     /// How to name this replica to a user: the root as written in the profile.
     var displayName: String { get }
@@ -86,6 +77,15 @@ public protocol Replica: AnyObject, Sendable {
 
     /// Ends the session with the replica (flushes, closes connections).
     func close() async
+}
+
+/// A replica that can apply the first batches of a large ``Replica/commitBaseline(_:snapshot:)``
+/// while the rest is still arriving (``LocalReplica``, which `swunison server` serves): the
+/// server writes its cache during the transfer instead of after it. Nothing is committed
+/// before `commitBaseline` itself.
+public protocol StagesBaselineUpdates: Replica {
+    /// Applies `updates`, in order, inside the coming commit's open transaction. Blocking.
+    func stageBaseline(_ updates: [BaselineUpdate]) throws
 }
 
 /// A file to read whole in a batch (``Replica/readFiles(_:)``).

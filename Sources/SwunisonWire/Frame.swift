@@ -118,27 +118,27 @@ extension FrameEncoder {
         return frames
     }
 
-    /// ``batches(type:requestID:items:targetPayload:encode:)``, handing each frame to `body` as
+    /// ``batches(type:requestID:items:targetPayload:encode:)``, handing each frame to `emit` as
     /// soon as it is complete (to send it while the next is encoded).
     /// - Throws: ``WireError/oversizedFrame(length:limit:)`` (one item alone over the limit), or
-    ///   what `body` throws.
+    ///   what `emit` throws.
     func forEachBatch<T>(type: UInt8, requestID: UInt64, items: some Collection<T>, targetPayload: Int = 512 << 10,
-                         encode: (inout WireWriter, T) -> Void, _ body: ([UInt8]) throws -> Void) throws {
-        var body_ = WireWriter(capacity: targetPayload + 4096)
+                         encode: (inout WireWriter, T) -> Void, _ emit: ([UInt8]) throws -> Void) throws {
+        var list = WireWriter(capacity: targetPayload + 4096)
         var n = 0
         func flush() throws {
-            var w = WireWriter(capacity: body_.count + 24)
-            w.u32(0); w.u8(type); w.varint(requestID); w.count(n)
-            w.append(body_)
-            let length = w.count - 4
+            var frame = WireWriter(capacity: list.count + 24)
+            frame.u32(0); frame.u8(type); frame.varint(requestID); frame.count(n)
+            frame.append(list)
+            let length = frame.count - 4
             guard length <= maximumPayload else { throw WireError.oversizedFrame(length: UInt64(length), limit: maximumPayload) }
-            w.setU32(UInt32(w.count - 4), at: 0)
-            try body(w.bytes)
-            body_.removeAll(); n = 0
+            frame.setU32(UInt32(length), at: 0)
+            try emit(frame.bytes)
+            list.removeAll(); n = 0
         }
         for item in items {
-            encode(&body_, item); n += 1
-            if body_.count >= targetPayload { try flush() }
+            encode(&list, item); n += 1
+            if list.count >= targetPayload { try flush() }
         }
         if n > 0 { try flush() }
     }

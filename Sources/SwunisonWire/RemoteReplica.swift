@@ -177,7 +177,7 @@ public final class RemoteReplica: Replica, Sendable {
         try FrameEncoder().forEachBatch(type: Message.baselineBatch([]).type, requestID: id, items: updates,
                                         encode: { $0.baselineUpdate($1) }) { frame in try core.sendRaw(bytes: frame) }
         _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in
-            core.send(id: id, prefix: [], .commitBaseline(snapshot: snapshot), to: SimplePending(c))
+            core.send(id: id, .commitBaseline(snapshot: snapshot), to: SimplePending(c))
         }
     }
 
@@ -246,12 +246,12 @@ final class ClientCore: Sendable {
     @discardableResult
     func send(_ message: Message, to pending: any PendingRequest) -> UInt64 {
         let id = nextID()
-        send(id: id, prefix: [], message, to: pending)
+        send(id: id, message, to: pending)
         return id
     }
 
     /// Registers `pending` under `id`, sends pre-encoded frames, then `message`.
-    func send(id: UInt64, prefix: [[UInt8]], _ message: Message, to pending: any PendingRequest) {
+    func send(id: UInt64, _ message: Message, to pending: any PendingRequest) {
         let broken: ReplicaError? = s.withLock { st in
             if let b = st.broken { return b }
             st.pending[id] = pending
@@ -260,7 +260,6 @@ final class ClientCore: Sendable {
         if let broken { pending.fail(broken); return }
         if let p = pending as? IdentifiedPending { p.assign(id) }
         do {
-            for f in prefix { try sender.send(raw: f) }
             try sender.send(Frame(id, message))
         } catch {
             fail(connectionError(error))
