@@ -34,3 +34,9 @@ void swunison_xxh3_digest(const swunison_xxh3 *s, uint8_t out[16]) {
     XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(s->state));
     for (int i = 0; i < 16; i++) out[i] = canonical.digest[i];
 }
+
+void swunison_xxh3_oneshot(const void *bytes, size_t count, uint8_t out[16]) {
+    XXH128_canonical_t canonical;
+    XXH128_canonicalFromHash(&canonical, XXH3_128bits(bytes, count));
+    for (int i = 0; i < 16; i++) out[i] = canonical.digest[i];
+}

@@ -133,6 +133,12 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
             return await droppingLostConnection(live, results)
         }
     }
+    public func digestFiles(_ requests: [FileReadRequest]) async throws -> [Result<Digest, ReplicaError>] {
+        try await using { live in
+            let results = try await live.digestFiles(requests)
+            return await droppingLostConnection(live, results)
+        }
+    }
     public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
         try await using { live in
             let results = try await live.writeFiles(writes)

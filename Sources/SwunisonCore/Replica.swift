@@ -1,4 +1,5 @@
 import SwunisonModel
+import SwunisonFS
 
 /// The one interface to a copy of the tree.
 ///
@@ -46,6 +47,12 @@ public protocol Replica: AnyObject, Sendable {
     /// A first sync of many small files spends most of its time per file, not per byte: a
     /// batch costs one hop to an I/O thread (one round trip over the wire) instead of one per file.
     func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>]
+
+    /// The content digests of files, each checked first against what the scan saw, as
+    /// ``openFile(_:expected:)`` does, and unchanged while it was read. One result per request,
+    /// in order. For a first sync whose scans deferred digests (``ScanRequest/deferDigests``):
+    /// paths both replicas have are compared by content before reconciliation.
+    func digestFiles(_ requests: [FileReadRequest]) async throws -> [Result<Digest, ReplicaError>]
 
     /// Writes small files whose content is already in memory, each exactly as ``writeFile(_:entry:from:replacing:backup:)``
     /// would (Invariant 1: temporary file, digest check, data durable before the rename;
@@ -120,6 +127,31 @@ extension Replica {
 
     public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
         await writeFilesOneByOne(writes)
+    }
+
+    /// Reads each file through ``openFile(_:expected:)`` and hashes it: for replicas with no
+    /// cheaper way (the content crosses to this process).
+    public func digestFiles(_ requests: [FileReadRequest]) async throws -> [Result<Digest, ReplicaError>] {
+        await digestFilesByReading(requests)
+    }
+
+    /// ``digestFiles(_:)`` through ``openFile(_:expected:)``, all at once.
+    public func digestFilesByReading(_ requests: [FileReadRequest]) async -> [Result<Digest, ReplicaError>] {
+        await forEachConcurrently(requests.count) { index in
+            let request = requests[index]
+            let reader = try await self.openFile(request.path, expected: request.expected)
+            let hasher = XXH3Hasher()
+            var size: Int64 = 0
+            do {
+                while let chunk = try await reader.read() { hasher.update(chunk); size += Int64(chunk.count) }
+            } catch {
+                await reader.close()
+                throw error
+            }
+            await reader.close()
+            guard size == request.expected.size else { throw ReplicaError.changedDuringSync(request.path) }
+            return hasher.finalize()
+        }
     }
 
     /// Reads each file through ``openFile(_:expected:)``, all at once: for replicas with no
@@ -206,6 +238,9 @@ public struct ScanRequest: Sendable {
     public var attributes: AttributeSelection
     /// Identifies the root pair, so that one root synced with two peers keeps two caches.
     public var cacheKey: String
+    /// Leave files the cache cannot vouch for unhashed (``ScanOptions/deferDigests``): only for a
+    /// first sync, where no scanned file is compared with an archived digest.
+    public var deferDigests: Bool = false
 
     public init(paths: [RelativePath] = [], ignore: [String] = [], ignoreNot: [String] = [],
                 expectedSnapshot: UInt64? = nil, fastcheck: Bool = true,

@@ -44,9 +44,13 @@ public final class XXH3Hasher {
 
     /// Digest of a whole buffer.
     public static func digest(_ bytes: [UInt8]) -> Digest {
-        let h = XXH3Hasher()
-        h.update(bytes)
-        return h.finalize()
+        var out: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &out) { raw -> Digest in
+            bytes.withUnsafeBytes { content in
+                swunison_xxh3_oneshot(content.baseAddress, content.count, raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+            return Digest(uncheckedRaw: UnsafeRawBufferPointer(raw))
+        }
     }
 }
 

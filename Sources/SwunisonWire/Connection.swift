@@ -136,10 +136,13 @@ public enum ProtocolVersions {
     /// longer speaks version 1 (PROTOCOL.md, "Versioning rules").
     public static let supported: ClosedRange<UInt16> = 2...2
     /// Features this release offers (both sides must list one to use it).
-    public static let features: [String] = ["notice", batchFiles]
+    public static let features: [String] = ["notice", batchFiles, digestFiles]
     /// `readFiles` / `writeFiles`: many small files in one request (a server without it gets
     /// one request per file).
     public static let batchFiles = "batch-files"
+    /// `digestFiles`, and scans that defer digests (scan flag bit 1): a first sync reads each
+    /// new file once, to copy it (a server without it hashes every file in its scan).
+    public static let digestFiles = "digest-files"
     /// Test hook: when set to N, this side claims to speak only version N.
     public static let environmentVariable = "SWUNISON_TEST_PROTOCOL_VERSION"
 

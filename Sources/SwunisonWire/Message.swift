@@ -77,6 +77,9 @@ public enum Message: Sendable {
     case readFiles([FileReadRequest])
     /// Feature `batch-files`: writes small files given whole; the reply is ``writeResults(_:)``.
     case writeFiles([FileWrite])
+    /// Feature `digest-files`: the digests of files (checked against what the scan saw); the
+    /// reply is ``digests(_:)``.
+    case digestFiles([FileReadRequest])
 
     // Stream control, client to server (request id of the stream).
     case writeChunk([UInt8])
@@ -99,6 +102,8 @@ public enum Message: Sendable {
     case fileContents([Result<[UInt8], ReplicaError>])
     /// One result per file of a ``writeFiles(_:)`` request, in order.
     case writeResults([Result<Entry, ReplicaError>])
+    /// One result per file of a ``digestFiles(_:)`` request, in order.
+    case digests([Result<Digest, ReplicaError>])
     /// Unsolicited, request id 0: a line for the client's log.
     case notice(String)
 
@@ -121,6 +126,7 @@ public enum Message: Sendable {
         case .shutdown: return 0x1B
         case .readFiles: return 0x1C
         case .writeFiles: return 0x1D
+        case .digestFiles: return 0x1E
         case .writeChunk: return 0x20
         case .writeEnd: return 0x21
         case .writeAbort: return 0x22
@@ -138,6 +144,7 @@ public enum Message: Sendable {
         case .notice: return 0x49
         case .fileContents: return 0x4A
         case .writeResults: return 0x4B
+        case .digests: return 0x4C
         }
     }
 
@@ -160,6 +167,7 @@ public enum Message: Sendable {
         case .shutdown: return "shutdown"
         case .readFiles: return "readFiles"
         case .writeFiles: return "writeFiles"
+        case .digestFiles: return "digestFiles"
         case .writeChunk: return "writeChunk"
         case .writeEnd: return "writeEnd"
         case .writeAbort: return "writeAbort"
@@ -177,6 +185,7 @@ public enum Message: Sendable {
         case .notice: return "notice"
         case .fileContents: return "fileContents"
         case .writeResults: return "writeResults"
+        case .digests: return "digests"
         }
     }
 
@@ -208,7 +217,7 @@ public enum Message: Sendable {
         case .failure(let e): w.replicaError(e)
         case .scanBatch(let changes): w.count(changes.count); for c in changes { w.change(c) }
         case .scanDone(let r): w.scanResult(r)
-        case .readFiles(let requests):
+        case .readFiles(let requests), .digestFiles(let requests):
             w.count(requests.count)
             for r in requests { w.path(r.path); w.entry(r.expected) }
         case .writeFiles(let writes):
@@ -218,6 +227,7 @@ public enum Message: Sendable {
             }
         case .fileContents(let results): Self.results(results, into: &w) { $0.blob($1) }
         case .writeResults(let results): Self.results(results, into: &w) { $0.entry($1) }
+        case .digests(let results): Self.results(results, into: &w) { $0.digest($1) }
         }
     }
 
@@ -302,12 +312,12 @@ public enum Message: Sendable {
             m = .baselineBatch(updates)
         case 0x1A: m = .commitBaseline(snapshot: try r.u64())
         case 0x1B: m = .shutdown
-        case 0x1C:
+        case 0x1C, 0x1E:
             var requests: [FileReadRequest] = []
             for _ in 0..<(try r.count(minimumItemSize: 3)) {
                 requests.append(FileReadRequest(path: try r.path(), expected: try r.entry()))
             }
-            m = .readFiles(requests)
+            m = type == 0x1C ? .readFiles(requests) : .digestFiles(requests)
         case 0x1D:
             var writes: [FileWrite] = []
             for _ in 0..<(try r.count(minimumItemSize: 5)) {
@@ -345,6 +355,12 @@ public enum Message: Sendable {
                 results.append(try Self.isSuccess(&r) ? .success(try r.entry()) : .failure(try r.replicaError()))
             }
             m = .writeResults(results)
+        case 0x4C:
+            var results: [Result<Digest, ReplicaError>] = []
+            for _ in 0..<(try r.count(minimumItemSize: 2)) {
+                results.append(try Self.isSuccess(&r) ? .success(try r.digest()) : .failure(try r.replicaError()))
+            }
+            m = .digests(results)
         default: throw .unknownMessage(type: type)
         }
         guard r.isAtEnd else { throw .malformed("\(r.remaining) stray bytes after a \(m.name) message") }

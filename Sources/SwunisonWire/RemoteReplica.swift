@@ -59,7 +59,10 @@ public final class RemoteReplica: Replica, Sendable {
 
     public func scan(_ request: ScanRequest,
                      sink: @escaping @Sendable ([ScanChange]) throws -> Void) async throws -> ScanResult {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<ScanResult, any Error>) in
+        var request = request
+        // A server without the feature would refuse the flag; it hashes as it always did.
+        if !features.contains(ProtocolVersions.digestFiles) { request.deferDigests = false }
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<ScanResult, any Error>) in
             let pending = ScanPending(core: core, sink: sink, continuation: c)
             core.send(.scan(request), to: pending)
         }
@@ -127,6 +130,17 @@ public final class RemoteReplica: Replica, Sendable {
         let reply = try await core.request(.readFiles(requests))
         guard case .fileContents(let results) = reply, results.count == requests.count else {
             throw ReplicaError.connection("\(displayName): unexpected reply \(reply.name) to readFiles")
+        }
+        return results
+    }
+
+    /// One `digestFiles` request for the whole batch when the server offers `digest-files`;
+    /// otherwise each file's content comes over and is hashed here.
+    public func digestFiles(_ requests: [FileReadRequest]) async throws -> [Result<Digest, ReplicaError>] {
+        guard features.contains(ProtocolVersions.digestFiles) else { return await digestFilesByReading(requests) }
+        let reply = try await core.request(.digestFiles(requests))
+        guard case .digests(let results) = reply, results.count == requests.count else {
+            throw ReplicaError.connection("\(displayName): unexpected reply \(reply.name) to digestFiles")
         }
         return results
     }

@@ -184,6 +184,8 @@ public final class ReplicaServer: Sendable {
             }
         case .writeFiles(let writes):
             spawn(id) { [self] in .writeResults(try await replica().writeFiles(writes)) }
+        case .digestFiles(let requests):
+            spawn(id) { [self] in .digests(try await replica().digestFiles(requests)) }
         case .baselineBatch(let updates):
             // A local replica applies each batch now, on this (receiving) thread, so the batches
             // stay in order and the cache is written while the rest is on the wire; others get
@@ -225,7 +227,7 @@ public final class ReplicaServer: Sendable {
             }
             flag?.cancel(); gate?.cancel(); write?.abort("the client cancelled the transfer"); task?.cancel()
         case .ok, .entry, .backupLocation, .failure, .scanBatch, .scanDone, .fileChunk, .fileEnd,
-             .writeCredit, .notice, .fileContents, .writeResults:
+             .writeCredit, .notice, .fileContents, .writeResults, .digests:
             throw WireError.unexpected("\(frame.message.name) message from the client")
         }
     }

@@ -107,7 +107,9 @@ public struct WireWriter: Sendable {
         count(r.ignore.count); for s in r.ignore { string(s) }
         count(r.ignoreNot.count); for s in r.ignoreNot { string(s) }
         if let s = r.expectedSnapshot { u8(1); u64(s) } else { u8(0) }
-        bool(r.fastcheck)
+        // Scan flags: bit 0 fastcheck, bit 1 deferDigests (sent only with feature `digest-files`,
+        // so a peer without it still sees the 0 or 1 it reads as a boolean).
+        u8((r.fastcheck ? 1 : 0) | (r.deferDigests ? 2 : 0))
         attributes(r.attributes)
         string(r.cacheKey)
     }
@@ -280,11 +282,14 @@ public struct WireReader {
         var ignoreNot: [String] = []
         for _ in 0..<(try count()) { ignoreNot.append(try string()) }
         let snapshot: UInt64? = try presence() ? try u64() : nil
-        let fastcheck = try bool()
+        let flags = try u8()
+        guard flags & ~3 == 0 else { throw .malformed("scan flags \(flags)") }
         let attributes = try attributes()
         let cacheKey = try string()
-        return ScanRequest(paths: paths, ignore: ignore, ignoreNot: ignoreNot, expectedSnapshot: snapshot,
-                           fastcheck: fastcheck, attributes: attributes, cacheKey: cacheKey)
+        var request = ScanRequest(paths: paths, ignore: ignore, ignoreNot: ignoreNot, expectedSnapshot: snapshot,
+                                  fastcheck: flags & 1 != 0, attributes: attributes, cacheKey: cacheKey)
+        request.deferDigests = flags & 2 != 0
+        return request
     }
 
     public mutating func scanResult() throws(WireError) -> ScanResult {

@@ -12,10 +12,12 @@ import SwunisonTestSupport
 /// change the disk exactly there.
 final class HookedInterface: SessionInterface, @unchecked Sendable {
     var onReview: (@Sendable ([PlanItem]) -> Void)?
+    /// Called when both scans are done, before anything else looks at their results.
+    var onScanFinished: (@Sendable () -> Void)?
     private(set) var reviews = 0
     init(onReview: (@Sendable ([PlanItem]) -> Void)? = nil) { self.onReview = onReview }
     func scanStarted() {}
-    func scanFinished(a: ScanResult, b: ScanResult) {}
+    func scanFinished(a: ScanResult, b: ScanResult) { onScanFinished?() }
     func review(_ items: [PlanItem]) async -> [PlanItem]? {
         reviews += 1
         onReview?(items)

@@ -86,3 +86,33 @@ import Testing
         #expect(second.outcome.refreshed.first?.entry.fingerprint != .untrusted)
     }
 }
+
+/// Scans that defer digests (a first sync's): files are reported without reading them, and the
+/// unhashed rows they leave in the cache are trusted on fingerprint as hashed ones are.
+@Suite struct ScanDeferredDigestTests {
+    @Test func aDeferredScanReadsNoFile() throws {
+        let tree = try ScanFixture()
+        try tree.mkdir("d")
+        try tree.write("d/f", "content")
+        try tree.write("g", String(repeating: "x", count: 300_000))
+        for threads in [1, 4] {
+            let run = try tree.scan(delta: false, hashThreads: threads, deferDigests: true)
+            #expect(run.outcome.hashedFiles == 0 && run.outcome.hashedBytes == 0)
+            #expect(run.paths == ["d", "d/f", "g"])
+            #expect(run.change("d/f")?.new?.size == 7 && run.change("d/f")?.new?.digest == nil)
+            #expect(run.change("g")?.new?.digest == nil && run.change("g")?.new?.fingerprint != nil)
+        }
+    }
+
+    @Test func unhashedRowsAreNotTrustedByTheNextScan() throws {
+        // The session gives the rows their digests when the first sync commits; a row still
+        // without one (a run that never committed) is read again, never taken on trust.
+        let tree = try ScanFixture()
+        try tree.write("f", "AAAA")
+        let unhashed = try tree.scan(delta: false, deferDigests: true).changes.map { BaselineEntry(path: $0.path, entry: $0.new!) }
+        #expect(unhashed.allSatisfy { $0.entry.digest == nil })
+        let next = try tree.scan(baseline: unhashed, delta: false)
+        #expect(next.outcome.hashedFiles == 1)
+        #expect(next.change("f")?.new?.digest == scanDigest("AAAA"))
+    }
+}

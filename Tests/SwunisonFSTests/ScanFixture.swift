@@ -86,12 +86,13 @@ final class ScanFixture {
     func scan(baseline: [BaselineEntry] = [], delta: Bool = true, fastcheck: Bool = true,
               attributes: AttributeSelection = AttributeSelection(), paths: [RelativePath] = [],
               isIgnored: (@Sendable (RelativePath) -> Bool)? = nil, now: Nanoseconds = scanClockNow(),
-              batchSize: Int = 512, hashThreads: Int = 1) throws -> ScanRun {
+              batchSize: Int = 512, hashThreads: Int = 1, deferDigests: Bool = false) throws -> ScanRun {
         let root = try DirectoryFD.openRoot(rootPath)
         var cursor = ArrayBaselineCursor(baseline)
         var batches: [[ScanChange]] = []
-        let options = ScanOptions(paths: paths, delta: delta, fastcheck: fastcheck, attributes: attributes,
+        var options = ScanOptions(paths: paths, delta: delta, fastcheck: fastcheck, attributes: attributes,
                                   isIgnored: isIgnored, now: now, batchSize: batchSize, hashThreads: hashThreads)
+        options.deferDigests = deferDigests
         let outcome = try SwunisonFS.scan(root: root, baseline: &cursor, options: options) { batches.append($0) }
         return ScanRun(batches: batches, outcome: outcome)
     }

@@ -25,7 +25,7 @@ import Testing
             }
         }
         #expect(known == Set(Sample.messages.map(\.type)))
-        #expect(known.count == 33)
+        #expect(known.count == 35)
     }
 
     @Test func roundTripAllAtOnce() throws {
@@ -69,6 +69,18 @@ import Testing
         #expect(r.paths == [Sample.path("a"), Sample.path("b/c")])
         #expect(r.expectedSnapshot == 0xFEDC_BA98_7654_3210 && r.fastcheck == false && r.cacheKey == "host:/root|other:/x")
         #expect(r.attributes == AttributeSelection(permissionMask: 0o777, owner: true, group: false, times: true))
+        #expect(!r.deferDigests)
+        var deferring = Sample.scanRequest
+        deferring.deferDigests = true
+        guard case .scan(let d) = try roundTrip(.scan(deferring)) else { Issue.record("scan"); return }
+        #expect(d.deferDigests && !d.fastcheck)
+        // Bits other than fastcheck (0) and deferDigests (1) are refused.
+        var w = WireWriter()
+        w.count(0); w.count(0); w.count(0); w.u8(0)  // no paths, ignores or snapshot
+        w.u8(4)
+        w.attributes(AttributeSelection()); w.string("")
+        var reader = WireReader(w.bytes)
+        #expect(throws: WireError.self) { _ = try reader.scanRequest() }
         guard case .scanBatch(let c) = try roundTrip(.scanBatch([ScanChange(path: Sample.oddPath, old: Sample.link, new: Sample.file)]))
         else { Issue.record("batch"); return }
         #expect(c == [ScanChange(path: Sample.oddPath, old: Sample.link, new: Sample.file)])

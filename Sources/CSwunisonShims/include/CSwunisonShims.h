@@ -45,6 +45,8 @@ void swunison_xxh3_reset(swunison_xxh3 *state);
 void swunison_xxh3_update(swunison_xxh3 *state, const void *bytes, size_t count);
 /// The digest of everything fed since the last reset, as 16 bytes in canonical (big-endian) order.
 void swunison_xxh3_digest(const swunison_xxh3 *state, uint8_t out[16]);
+/// XXH3-128 of one buffer, as 16 bytes in canonical order (no state to allocate).
+void swunison_xxh3_oneshot(const void *bytes, size_t count, uint8_t out[16]);
 
 /// mallopt(M_MMAP_THRESHOLD, bytes): allocations below `bytes` come from the heap, not from a
 /// fresh mmap each. Returns mallopt's result (1 on success).

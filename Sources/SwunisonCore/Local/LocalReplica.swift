@@ -78,9 +78,13 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
         let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty ? nil : { @Sendable in rules.isIgnored($0) }
         let rootPath = files.rootPath
-        let options = ScanOptions(paths: request.paths, delta: isDelta, fastcheck: request.fastcheck,
-                                  attributes: request.attributes, isIgnored: isIgnored, now: Self.now(),
-                                  hashThreads: Self.hashThreads)
+        let options = {
+            var options = ScanOptions(paths: request.paths, delta: isDelta, fastcheck: request.fastcheck,
+                                      attributes: request.attributes, isIgnored: isIgnored, now: Self.now(),
+                                      hashThreads: Self.hashThreads)
+            options.deferDigests = request.deferDigests
+            return options
+        }()
 
         return try await withCheckedThrowingContinuation { continuation in
             // The walk is blocking system calls: run it on its own thread, not the async pool.
@@ -188,6 +192,24 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
             return requests.indices.map { index in
                 Result { () throws(FileOperationError) -> [UInt8] in
                     try files.readWhole(requests[index].path, expected: expected[index], reusing: &parents)
+                }.mapError { Self.replicaError($0) }
+            }
+        }
+    }
+
+    /// All files in one hop to an I/O thread, with one read buffer and parent directories kept
+    /// open from one file to the next, as ``readFiles(_:)`` does.
+    public func digestFiles(_ requests: [FileReadRequest]) async throws -> [Result<Digest, ReplicaError>] {
+        let expected = requests.map { withOwnFingerprint($0.expected, at: $0.path)! }
+        return await onIOThread { [files] in
+            var parents = ParentDirectoryCache()
+            let hasher = XXH3Hasher()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+            defer { buffer.deallocate() }
+            return requests.indices.map { index in
+                Result { () throws(FileOperationError) -> Digest in
+                    try files.digest(requests[index].path, expected: expected[index], hasher: hasher, buffer: buffer,
+                                     reusing: &parents)
                 }.mapError { Self.replicaError($0) }
             }
         }

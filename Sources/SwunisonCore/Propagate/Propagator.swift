@@ -1,3 +1,4 @@
+import SwunisonFS
 import SwunisonModel
 import SwunisonReconcile
 
@@ -317,7 +318,12 @@ public final class Propagator: Sendable {
             switch content {
             case .success(let bytes):
                 let op = ops[index]
-                writes.append(FileWrite(path: op.path, entry: op.source!, content: bytes, replacing: op.expected,
+                var entry = op.source!
+                // A first sync's scan left new files unhashed: the digest the receiver checks
+                // before its rename is taken here, of the bytes the sender read (which checked
+                // that the file did not change while it read them).
+                if entry.digest == nil { entry.digest = XXH3Hasher.digest(bytes) }
+                writes.append(FileWrite(path: op.path, entry: entry, content: bytes, replacing: op.expected,
                                         backup: false))
                 writing.append(index)
             case .failure(let error):
@@ -383,7 +389,12 @@ public final class Propagator: Sendable {
             let entry = try await target.setAttributes(op.path, expected: op.expected!, to: op.source!)
             return OperationResult(written: entry)
         case .copyFile:
-            let source = op.source!
+            var source = op.source!
+            if source.digest == nil {
+                // Left unhashed by a first sync's scan; the receiver needs it before its rename.
+                let from = replicas[op.target.other]
+                source.digest = try await from.digestFiles([FileReadRequest(path: op.path, expected: source)])[0].get()
+            }
             var location: String?
             if op.backup, let existing = op.expected, existing.kind == .file {
                 // Keep the version about to be replaced before anything else happens (Invariant 3).
@@ -480,6 +491,10 @@ private struct Ledger {
 
     mutating func complete(_ op: Operation, written: Entry?) {
         remaining[op.slot] -= 1
+        if let digest = written?.digest, results[op.slot].agreed?.kind == .file, results[op.slot].agreed?.digest == nil {
+            // A copy of a file the scan left unhashed: the archive records the digest it was copied with.
+            results[op.slot].agreed?.digest = digest
+        }
         if op.target == .a { results[op.slot].writtenA = .some(written) } else { results[op.slot].writtenB = .some(written) }
     }
 

@@ -75,10 +75,15 @@ public final class Session: Sendable {
     /// (nil when the run stopped: dry run, user quit).
     private func runRound(paths: [RelativePath], isRetry: Bool, summary: inout RunSummary) async throws -> [RelativePath]? {
         let snapshots = try archive.snapshots
+        // A first sync compares no file with an archived digest, so the scans need not read the
+        // files: new ones get their digest while they are copied, and paths both replicas have
+        // are hashed below, before reconciliation compares them (DESIGN-NOTES, "A first sync
+        // reads each file once").
+        let deferDigests = try options.fastcheck && archive.isEmpty
         let scanStarted = ContinuousClock.now
         interface.scanStarted()
-        async let scanA = scan(.a, paths: paths, expected: snapshots.a)
-        async let scanB = scan(.b, paths: paths, expected: snapshots.b)
+        async let scanA = scan(.a, paths: paths, expected: snapshots.a, deferDigests: deferDigests)
+        async let scanB = scan(.b, paths: paths, expected: snapshots.b, deferDigests: deferDigests)
         let sideA = try await scanA
         let sideB = try await scanB
         interface.scanFinished(a: sideA.result, b: sideB.result)
@@ -94,14 +99,15 @@ public final class Session: Sendable {
                 }
             }
         }
-        if !isRetry { summary.problems += problems }
         let excluded = problems.map(\.1.path)
 
         func keep(_ c: ScanChange) -> Bool { !excluded.contains { c.path.isDescendant(orEqualTo: $0) } }
-        var items = try reconcile(
-            ChangeMerger.merge(a: excluded.isEmpty ? sideA.changes : sideA.changes.filter(keep),
-                               b: excluded.isEmpty ? sideB.changes : sideB.changes.filter(keep)),
-            options: options.reconcile)
+        var states = try ChangeMerger.merge(a: excluded.isEmpty ? sideA.changes : sideA.changes.filter(keep),
+                                            b: excluded.isEmpty ? sideB.changes : sideB.changes.filter(keep))
+        if deferDigests { problems += try await completeDigests(&states) }
+        if !isRetry { summary.problems += problems }
+        var items = reconcile(states, options: options.reconcile)
+        states = []
 
         try checkBigDeletion(items: items, scanA: sideA, scanB: sideB, paths: paths)
         logger.info("planned \(items.count) items in \(seconds(ContinuousClock.now - scanStarted)), \(residentMemory())")
@@ -128,7 +134,7 @@ public final class Session: Sendable {
         logger.info("propagated \(items.count) items (\(result.succeeded.count) paths, \(result.failures.count) failures) in \(seconds(propagated - started)), \(residentMemory())")
 
         try await commit(result, sideA: sideA, sideB: sideB, problemsA: sideA.result.problems,
-                         problemsB: sideB.result.problems)
+                         problemsB: sideB.result.problems, deferredDigests: deferDigests)
         logger.info("committed in \(seconds(clock.now - propagated))")
 
         // Tally this round. A retry round's items replace the failures they retry.
@@ -173,10 +179,11 @@ public final class Session: Sendable {
         }
     }
 
-    private func scan(_ side: Side, paths: [RelativePath], expected: UInt64?) async throws -> SideScan {
-        let request = ScanRequest(paths: paths, ignore: options.ignore, ignoreNot: options.ignoreNot,
+    private func scan(_ side: Side, paths: [RelativePath], expected: UInt64?, deferDigests: Bool) async throws -> SideScan {
+        var request = ScanRequest(paths: paths, ignore: options.ignore, ignoreNot: options.ignoreNot,
                                   expectedSnapshot: expected, fastcheck: options.fastcheck,
                                   attributes: options.attributes, cacheKey: options.cacheKey(for: side))
+        request.deferDigests = deferDigests
         let collector = ChangeCollector()
         let result: ScanResult
         do {
@@ -204,9 +211,69 @@ public final class Session: Sendable {
         return SideScan(result: result, changes: changes)
     }
 
+    /// After scans that deferred digests: asks each replica for the digests of files that both
+    /// replicas have with the same size (files of different sizes differ whatever their digests),
+    /// so that reconciliation compares contents, never sizes and mtimes alone. A file that cannot
+    /// be hashed leaves its path out of this run, as a scan problem would; it is returned as one.
+    private func completeDigests(_ states: inout [PathState]) async throws -> [(Side, ScanProblem)] {
+        var wanted: [[(index: Int, request: FileReadRequest)]] = [[], []]
+        for (index, state) in states.enumerated() {
+            guard let a = state.a, let b = state.b, a.kind == .file, b.kind == .file, a.size == b.size,
+                  a.digest == nil || b.digest == nil else { continue }
+            if a.digest == nil { wanted[0].append((index, FileReadRequest(path: state.path, expected: a))) }
+            if b.digest == nil { wanted[1].append((index, FileReadRequest(path: state.path, expected: b))) }
+        }
+        if wanted[0].isEmpty && wanted[1].isEmpty { return [] }
+        let started = ContinuousClock.now
+        // Batches of a few hundred, a few at once per side: a distant replica hashes while the
+        // next requests are on the wire.
+        let batchSize = 256, inFlight = 4
+        var failed: [(Side, ScanProblem)] = []
+        try await withThrowingTaskGroup(of: (Side, [(Int, Result<Digest, ReplicaError>)]).self) { group in
+            var next = [0, 0], running = 0
+            func startMore() {
+                for side in [Side.a, .b] {
+                    let s = Int(side.rawValue)
+                    while running < inFlight * 2 && next[s] < wanted[s].count {
+                        let batch = Array(wanted[s][next[s]..<min(next[s] + batchSize, wanted[s].count)])
+                        next[s] += batch.count
+                        running += 1
+                        let replica = replicas[side]
+                        group.addTask {
+                            let digests = try await replica.digestFiles(batch.map(\.request))
+                            return (side, Array(zip(batch.map(\.index), digests)))
+                        }
+                    }
+                }
+            }
+            startMore()
+            while let (side, results) = try await group.next() {
+                running -= 1
+                for (index, result) in results {
+                    switch result {
+                    case .success(let digest):
+                        if side == .a { states[index].a?.digest = digest } else { states[index].b?.digest = digest }
+                    case .failure(let error):
+                        failed.append((side, ScanProblem(path: states[index].path, message: "cannot hash: \(error)")))
+                    }
+                }
+                startMore()
+            }
+        }
+        if !failed.isEmpty {
+            let paths = Set(failed.map(\.1.path))
+            states.removeAll { paths.contains($0.path) }
+        }
+        logger.info("hashed \(wanted[0].count) files on A and \(wanted[1].count) on B that both replicas have, in \(seconds(ContinuousClock.now - started))")
+        return failed
+    }
+
     /// Records what happened: each replica's cache first, then the archive (Invariant 4).
+    /// - Parameter deferredDigests: the scans left files unhashed (a first sync); the cache rows
+    ///   of paths that succeeded get the digest the copy or the comparison took, so that a later
+    ///   run compares digests, never sizes and mtimes alone.
     private func commit(_ result: PropagationResult, sideA: SideScan, sideB: SideScan,
-                        problemsA: [ScanProblem], problemsB: [ScanProblem]) async throws {
+                        problemsA: [ScanProblem], problemsB: [ScanProblem], deferredDigests: Bool) async throws {
         let started = ContinuousClock.now
         var archiveUpdates: [BaselineUpdate] = []
         var cacheUpdates: [Side: [BaselineUpdate]] = [.a: [], .b: []]
@@ -224,6 +291,12 @@ public final class Session: Sendable {
                 } else if scan.result.isDelta, let change = scan.reported(path.path) {
                     // (A full scan already rewrote that side's cache with what it reported.)
                     cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: change.new))
+                } else if deferredDigests, let digest = path.agreed?.digest, let change = scan.reported(path.path),
+                          var entry = change.new, entry.kind == .file, entry.digest == nil {
+                    // That rewrite had no digest for it: this side holds the agreed content,
+                    // read (and checked unchanged) at this fingerprint when the digest was taken.
+                    entry.digest = digest
+                    cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: entry))
                 }
             }
         }
@@ -255,17 +328,20 @@ public final class Session: Sendable {
                                beforeCommit: { () throws(StorageError) in try cachesCommitted.wait() })
         }
         archiveUpdates = []
-        // Sorted in place and handed over one side at a time, each array freed before the next:
-        // for an initial sync these arrays hold every path, so no copies.
+        // Sorted in place and handed over, no copies (for an initial sync these arrays hold every
+        // path). Both caches commit at once: a distant one is mostly waiting for its server, and
+        // after a first sync the local one has a digest to record for every file.
         var cacheTimes: [Duration] = []
         do {
-            for (side, snapshot) in [(Side.a, snapshotA), (Side.b, snapshotB)] {
-                let sideStarted = ContinuousClock.now
+            func sorted(_ side: Side) -> [BaselineUpdate] {
                 var updates = cacheUpdates.removeValue(forKey: side)!
                 sortForCommit(&updates)
-                try await replicas[side].commitBaseline(updates, snapshot: snapshot)
-                cacheTimes.append(ContinuousClock.now - sideStarted)
+                return updates
             }
+            let updatesA = sorted(.a), updatesB = sorted(.b)
+            async let timeA = commitCache(.a, updatesA, snapshot: snapshotA)
+            async let timeB = commitCache(.b, updatesB, snapshot: snapshotB)
+            cacheTimes = try await [timeA, timeB]
         } catch {
             cachesCommitted.open(.failure(StorageError(.sqlite, role: .archive, file: "",
                                                        message: "not committed: a replica's cache could not be committed")))
@@ -277,6 +353,13 @@ public final class Session: Sendable {
         try await archiveWritten.value
         logger.info("commit times: updates \(seconds(prepared - started)), cache A \(seconds(cacheTimes[0])), cache B \(seconds(cacheTimes[1])), archive (after the caches) \(seconds(ContinuousClock.now - archiveStarted)); \(residentMemory())")
         logger.info("committed \(archiveCount) archive updates")
+    }
+
+    /// Commits one replica's cache; returns how long it took.
+    private func commitCache(_ side: Side, _ updates: [BaselineUpdate], snapshot: UInt64) async throws -> Duration {
+        let started = ContinuousClock.now
+        try await replicas[side].commitBaseline(updates, snapshot: snapshot)
+        return ContinuousClock.now - started
     }
 
     /// Runs blocking work on a Dispatch thread (never one of the few threads async code runs on,

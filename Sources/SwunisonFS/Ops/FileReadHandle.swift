@@ -64,28 +64,58 @@ extension ReplicaFiles {
 
     /// ``readWhole(_:expected:)`` for one of many files (the parent directory opened once per run
     /// of files in it).
+    ///
+    /// When `expected` has no digest (a first sync's scan leaves new files unhashed, see
+    /// ``ScanOptions/deferDigests``), nobody downstream can tell torn content from the real thing,
+    /// so the file's status after the read must equal its status at the open: a file written
+    /// meanwhile is `.changedDuringSync` (retried), as in the scan's own hashing.
     public func readWhole(_ path: RelativePath, expected: Entry,
                           reusing parents: inout ParentDirectoryCache) throws(FileOperationError) -> [UInt8] {
         let handle = try openForReading(path, expected: expected, reusing: &parents)
         defer { handle.close() }
         let size = Int(handle.entry.size)
-        var content = [UInt8](repeating: 0, count: size)
-        var filled = 0
-        let outcome = content.withUnsafeMutableBytes { raw -> Result<Void, FileOperationError> in
+        var outcome: Result<Void, FileOperationError> = .success(())
+        // Filled by the reads, not zeroed first: most of a first sync's memory traffic is here.
+        let content = [UInt8](unsafeUninitializedCapacity: size) { raw, initialized in
+            var filled = 0
             while filled < size {
                 let n: Int
                 do throws(FileOperationError) {
-                    n = try handle.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+                    n = try handle.read(into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(raw)[filled...]))
                 } catch {
-                    return .failure(error)
+                    outcome = .failure(error)
+                    break
                 }
-                if n == 0 { return .failure(.changedDuringSync(path)) }
+                if n == 0 { outcome = .failure(.changedDuringSync(path)); break }
                 filled += n
             }
-            return .success(())
+            initialized = filled
         }
         try outcome.get()
+        if expected.digest == nil { try handle.checkUnchangedSinceOpen() }
         return content
+    }
+
+    /// The digest of the regular file at `path` after the checks of
+    /// ``openForReading(_:expected:)``: for paths a deferred scan left unhashed that the other
+    /// replica also has, so that reconciliation compares contents, not sizes and mtimes.
+    /// - Throws: `.changedDuringSync` when the file differs from `expected` or changes while it
+    ///   is read; `.system` otherwise.
+    public func digest(_ path: RelativePath, expected: Entry, hasher: XXH3Hasher, buffer: UnsafeMutableRawBufferPointer,
+                       reusing parents: inout ParentDirectoryCache) throws(FileOperationError) -> Digest {
+        let handle = try openForReading(path, expected: expected, reusing: &parents)
+        defer { handle.close() }
+        _ = hasher.finalize()  // resets it
+        var total: Int64 = 0
+        while true {
+            let n = try handle.read(into: buffer)
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            total += Int64(n)
+        }
+        guard total == handle.entry.size else { throw .changedDuringSync(path) }
+        try handle.checkUnchangedSinceOpen()
+        return hasher.finalize()
     }
 }
 
@@ -114,6 +144,14 @@ public final class FileReadHandle: @unchecked Sendable {
         return try withPath(path, "read") { () throws(SystemCallError) -> Int in
             try retryingOnInterrupt("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
         }
+    }
+
+    /// Throws `.changedDuringSync` unless `fstat` still shows the inode, size, mtime and ctime
+    /// seen at the open: a write while the file was being read changes its ctime.
+    public func checkUnchangedSinceOpen() throws(FileOperationError) {
+        guard fd >= 0 else { throw .system(path: path, operation: "fstat", SystemCallError("fstat", errno: EBADF)) }
+        let now = try withPath(path, "fstat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
+        guard now.fingerprint == entry.fingerprint else { throw .changedDuringSync(path) }
     }
 
     /// Closes the file; later reads fail. Safe to call more than once.

@@ -22,6 +22,12 @@ public struct ScanOptions: Sendable {
     public var batchSize: Int
     /// Full scans: how many files are hashed at once (1: one at a time, in the walk's thread).
     public var hashThreads: Int
+    /// Report files that fastcheck cannot vouch for without a digest instead of reading them.
+    /// For a first sync (empty archive), where nothing is compared with an archived digest: a
+    /// file the other replica lacks gets its digest while it is copied, and the caller asks for
+    /// the digests of paths both replicas have, and gives the cache rows their digests when it
+    /// commits. Unreadable files then show up when they are copied, not as scan problems.
+    public var deferDigests: Bool = false
 
     public init(paths: [RelativePath] = [], delta: Bool = true, fastcheck: Bool = true,
                 attributes: AttributeSelection = AttributeSelection(),

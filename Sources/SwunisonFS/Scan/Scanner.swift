@@ -7,7 +7,7 @@ import SwunisonModel
 /// The walk reads each directory with `getdents64`, sorts the names by raw bytes and `fstatat`s
 /// them without following symlinks (Invariant 5), merging with `baseline` as it goes: one
 /// cursor step per baseline row, never a lookup per path. Files are hashed unless fastcheck can
-/// reuse the baseline digest. Unreadable paths become ``ScanProblem``s and their baseline rows are
+/// reuse the baseline digest (or the caller defers digests, ``ScanOptions/deferDigests``). Unreadable paths become ``ScanProblem``s and their baseline rows are
 /// left alone (never reported as deleted); ignored paths and swunison's own `.swunison.*` files
 /// are never reported; stale temp files of dead runs are removed.
 ///
@@ -271,6 +271,10 @@ private final class ScanWalk {
                 // Fastcheck: size, mtime, ctime and inode unchanged, so the content is too.
                 entry = status.entry(kind: .file)
                 entry.digest = digest
+            } else if options.deferDigests {
+                // A first sync: the digest is taken while the file is copied (or asked for when
+                // the other replica has the path too), not read once more here.
+                entry = status.entry(kind: .file)
             } else if parallelHasher != nil {
                 // Hashed in the background with the rest of its batch (`completeOldestHashing`).
                 var name = Array(UnsafeBufferPointer(start: name, count: length))
