@@ -37,14 +37,68 @@ struct FirstSyncDigestTests {
         let archive = try Archive.open(path: f.state + "/archive.db", roots: [f.a, f.b])
         var archived = try archive.cursor()
         #expect(try fileDigests(&archived) == expected)
-        for side in ["A", "B"] {
-            let cache = try ScanCache.open(path: f.state + "/caches/test-\(side).db")
-            var rows = try cache.cursor()
-            #expect(try fileDigests(&rows) == expected, "cache \(side)")
-        }
+        // B's rows are the files as written, with their digests; A's rows keep none (each
+        // one's fingerprint stands for the archived content).
+        var rowsB = try ScanCache.open(path: f.state + "/caches/test-B.db").cursor()
+        #expect(try fileDigests(&rowsB) == expected)
+        var rowsA = try ScanCache.open(path: f.state + "/caches/test-A.db").cursor()
+        #expect(try fileDigests(&rowsA) == expected.mapValues { _ in nil })
 
         let second = try await f.run()
         #expect(second.exitCode == 0 && second.items.isEmpty)
+    }
+
+    @Test("after a first sync, a file rewritten on the source with the same size and mtime still propagates; a mere ctime change does not, and its row gets the digest")
+    func sameSizeAndMtimeRewriteAfterAFirstSync() async throws {
+        let f = try Fixture("first-sync-rewrite")
+        let past = Date().timeIntervalSince1970 - 1000
+        try TestFiles.write(f.a + "/doc", "AAAA", mtime: past)
+        try TestFiles.write(f.a + "/kept", "kept", mtime: past)
+        #expect(try await f.run().exitCode == 0)
+
+        // Same size, same mtime: only the ctime (and the content) changed.
+        try TestFiles.write(f.a + "/doc", "BBBB", mtime: past)
+        // Same content, a new ctime (chmod to the same mode).
+        #expect(chmod(f.a + "/kept", 0o644) == 0)
+        let summary = try await f.run()
+        #expect(summary.exitCode == 0, "\(summary.failures)")
+        #expect(summary.items.map(\.path.description) == ["doc"])
+        #expect(TestFiles.read(f.b + "/doc") == "BBBB")
+
+        var rowsA = try ScanCache.open(path: f.state + "/caches/test-A.db").cursor()
+        #expect(try fileDigests(&rowsA) == ["doc": digest("BBBB"), "kept": digest("kept")])
+        #expect(try await f.run().items.isEmpty)
+    }
+
+    @Test("after a first sync, a deletion on the source against a same-size, same-mtime edit on the target keeps the edit (modification beats deletion)")
+    func deletionAgainstAnEditThatKeepsSizeAndMtime() async throws {
+        let f = try Fixture("first-sync-delete-edit")
+        let past = Date().timeIntervalSince1970 - 1000
+        try TestFiles.write(f.a + "/doc", "AAAA", mtime: past)
+        #expect(try await f.run().exitCode == 0)
+        try FileManager.default.removeItem(atPath: f.a + "/doc")
+        try TestFiles.write(f.b + "/doc", "BBBB", mtime: past)
+        let summary = try await f.run()
+        #expect(summary.exitCode == 0, "\(summary.failures)")
+        #expect(TestFiles.read(f.b + "/doc") == "BBBB")
+        #expect(TestFiles.read(f.a + "/doc") == "BBBB")
+    }
+
+    @Test("files written just before a first sync (untrusted fingerprints): the next run's edits and deletions from the other side land, and the run after has nothing to do")
+    func recentFilesThenChangesFromTheOtherSide() async throws {
+        let f = try Fixture("first-sync-recent")
+        for i in 1...3 { try TestFiles.write(f.a + "/d/f\(i)", "base \(i)") }
+        #expect(try await f.run().exitCode == 0)
+        // A's rows have no digest and, the files being seconds old, no trusted fingerprint: the
+        // next scan hashes them all and finds them equal to the archive, while B's edit and
+        // deletion are written to A in the same run.
+        try TestFiles.write(f.b + "/d/f2", "changed on b")
+        try FileManager.default.removeItem(atPath: f.b + "/d/f3")
+        let second = try await f.run()
+        #expect(second.exitCode == 0, "\(second.failures)")
+        #expect(TestFiles.read(f.a + "/d/f2") == "changed on b" && !TestFiles.exists(f.a + "/d/f3"))
+        let third = try await f.run()
+        #expect(third.exitCode == 0 && third.items.isEmpty, "\(third.items) \(third.failures)")
     }
 
     @Test("two filled replicas: equal files stay, a same-size file with the same mtime but other content is a conflict, never taken as equal")

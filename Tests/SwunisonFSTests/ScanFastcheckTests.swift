@@ -104,15 +104,25 @@ import Testing
         }
     }
 
-    @Test func unhashedRowsAreNotTrustedByTheNextScan() throws {
-        // The session gives the rows their digests when the first sync commits; a row still
-        // without one (a run that never committed) is read again, never taken on trust.
+    @Test func unhashedRowsAreTrustedOnFingerprintAndReportedOnceItChanges() throws {
         let tree = try ScanFixture()
         try tree.write("f", "AAAA")
+        try tree.write("g", "same")
         let unhashed = try tree.scan(delta: false, deferDigests: true).changes.map { BaselineEntry(path: $0.path, entry: $0.new!) }
         #expect(unhashed.allSatisfy { $0.entry.digest == nil })
-        let next = try tree.scan(baseline: unhashed, delta: false)
-        #expect(next.outcome.hashedFiles == 1)
-        #expect(next.change("f")?.new?.digest == scanDigest("AAAA"))
+
+        // Nothing changed: nothing is read, nothing reported (the run after a first sync).
+        let quiet = try tree.scan(baseline: unhashed)
+        #expect(quiet.changes.isEmpty && quiet.outcome.hashedFiles == 0 && quiet.outcome.refreshed.isEmpty)
+
+        // Rewritten with the same size and mtime: the ctime gives it away. With no digest on
+        // record the scan cannot call it a mere refresh, so it reports it (the session compares
+        // it with the archive's digest).
+        try tree.write("f", "BBBB", mtime: ScanFixture.pastTime)
+        let changed = try tree.scan(baseline: unhashed)
+        #expect(changed.outcome.hashedFiles == 1)
+        #expect(changed.paths == ["f"] && changed.outcome.refreshed.isEmpty)
+        #expect(changed.change("f")?.new?.digest == scanDigest("BBBB"))
+        #expect(changed.change("f")?.old?.digest == nil)
     }
 }

@@ -134,7 +134,7 @@ public final class Session: Sendable {
         logger.info("propagated \(items.count) items (\(result.succeeded.count) paths, \(result.failures.count) failures) in \(seconds(propagated - started)), \(residentMemory())")
 
         try await commit(result, sideA: sideA, sideB: sideB, problemsA: sideA.result.problems,
-                         problemsB: sideB.result.problems, deferredDigests: deferDigests)
+                         problemsB: sideB.result.problems)
         logger.info("committed in \(seconds(clock.now - propagated))")
 
         // Tally this round. A retry round's items replace the failures they retry.
@@ -165,6 +165,9 @@ public final class Session: Sendable {
         var result: ScanResult
         /// In walk order (new entries carry this side's fingerprints).
         var changes: [ScanChange]
+        /// Cache rows to rewrite at the commit: files whose row had no digest, hashed again
+        /// because their fingerprint changed, and found equal to the archive.
+        var refreshes: [BaselineUpdate] = []
 
         /// The change reported for `path`, found by binary search (no per-path index in memory).
         func reported(_ path: RelativePath) -> ScanChange? {
@@ -205,10 +208,32 @@ public final class Session: Sendable {
                                     excluded: excluded)
             changes = try diff.feed(changes) + diff.finish()
         }
+        // A delta scan's `old` is the replica's cache row, which stands for the archive's entry.
+        // A first sync leaves the rows of files it did not write without a digest (their
+        // fingerprint stands for the archived content); when such a file's fingerprint changed
+        // the scanner reports it, and here the archive's own entry, with its digest, takes the
+        // row's place, so that no comparison falls back to sizes and mtimes. A file found equal
+        // to it only needs its row updated (the scanner's fingerprint refresh, done here).
+        var refreshes: [BaselineUpdate] = []
+        if result.isDelta && changes.contains(where: { $0.old?.kind == .file && $0.old?.digest == nil }) {
+            var kept: [ScanChange] = []
+            kept.reserveCapacity(changes.count)
+            for var change in changes {
+                if let old = change.old, old.kind == .file, old.digest == nil, let archived = try archive.lookup(change.path) {
+                    change.old = archived
+                    if let new = change.new, new.digest != nil, options.attributes.equivalent(archived, new) {
+                        refreshes.append(BaselineUpdate(path: change.path, entry: new))
+                        continue
+                    }
+                }
+                kept.append(change)
+            }
+            changes = kept
+        }
         // A side's `old` is the archive's entry: the fingerprint it may carry belongs to the
         // reporting replica, never to the other one, so it is dropped here.
         for i in changes.indices { changes[i].old?.fingerprint = nil }
-        return SideScan(result: result, changes: changes)
+        return SideScan(result: result, changes: changes, refreshes: refreshes)
     }
 
     /// After scans that deferred digests: asks each replica for the digests of files that both
@@ -269,11 +294,8 @@ public final class Session: Sendable {
     }
 
     /// Records what happened: each replica's cache first, then the archive (Invariant 4).
-    /// - Parameter deferredDigests: the scans left files unhashed (a first sync); the cache rows
-    ///   of paths that succeeded get the digest the copy or the comparison took, so that a later
-    ///   run compares digests, never sizes and mtimes alone.
     private func commit(_ result: PropagationResult, sideA: SideScan, sideB: SideScan,
-                        problemsA: [ScanProblem], problemsB: [ScanProblem], deferredDigests: Bool) async throws {
+                        problemsA: [ScanProblem], problemsB: [ScanProblem]) async throws {
         let started = ContinuousClock.now
         var archiveUpdates: [BaselineUpdate] = []
         var cacheUpdates: [Side: [BaselineUpdate]] = [.a: [], .b: []]
@@ -291,14 +313,14 @@ public final class Session: Sendable {
                 } else if scan.result.isDelta, let change = scan.reported(path.path) {
                     // (A full scan already rewrote that side's cache with what it reported.)
                     cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: change.new))
-                } else if deferredDigests, let digest = path.agreed?.digest, let change = scan.reported(path.path),
-                          var entry = change.new, entry.kind == .file, entry.digest == nil {
-                    // That rewrite had no digest for it: this side holds the agreed content,
-                    // read (and checked unchanged) at this fingerprint when the digest was taken.
-                    entry.digest = digest
-                    cacheUpdates[side]!.append(BaselineUpdate(path: path.path, entry: entry))
                 }
             }
+        }
+        for (side, scan) in [(Side.a, sideA), (Side.b, sideB)] where !scan.refreshes.isEmpty {
+            // Rows that gain a digest (see `scan`): true whatever else happened in this run,
+            // except where this run wrote the path on that side since (the written entry wins).
+            let written = Set(result.succeeded.lazy.filter { $0.written(side) != nil }.map(\.path))
+            cacheUpdates[side]!.append(contentsOf: scan.refreshes.filter { !written.contains($0.path) })
         }
         for (side, scan, problems) in [(Side.a, sideA, problemsA), (Side.b, sideB, problemsB)] where !scan.result.isDelta {
             // A full scan replaced the cache with what is on disk; paths that did not propagate

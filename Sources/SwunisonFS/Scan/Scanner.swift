@@ -266,11 +266,13 @@ private final class ScanWalk {
                 return
             }
         case .file:
-            if options.fastcheck, let old, old.kind == .file, let digest = old.digest,
+            if options.fastcheck, let old, old.kind == .file,
                let fingerprint = old.fingerprint, fingerprint == status.fingerprint {
-                // Fastcheck: size, mtime, ctime and inode unchanged, so the content is too.
+                // Fastcheck: size, mtime, ctime and inode unchanged, so the content is too. A
+                // row without a digest (left by a first sync's deferred scan) stays without one:
+                // its fingerprint stands for the archived content (see `report`).
                 entry = status.entry(kind: .file)
-                entry.digest = digest
+                entry.digest = old.digest
             } else if options.deferDigests {
                 // A first sync: the digest is taken while the file is copied (or asked for when
                 // the other replica has the path too), not read once more here.
@@ -345,7 +347,11 @@ private final class ScanWalk {
             try emit(ScanChange(path: RelativePath(uncheckedBytes: path), old: nil, new: new))
             return
         }
-        if let old, options.attributes.equivalent(old, new) {
+        // A row without a digest cannot vouch for content once the fingerprint changed (equal
+        // sizes and mtimes prove nothing): such a file is reported, and the caller compares it
+        // with the archive's digest.
+        let unverifiable = old?.kind == .file && old?.digest == nil && new.digest != nil
+        if let old, !unverifiable, options.attributes.equivalent(old, new) {
             if new.kind == .file && old.fingerprint != new.fingerprint {
                 var refreshed = old
                 refreshed.fingerprint = new.fingerprint
