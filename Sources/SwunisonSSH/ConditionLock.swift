@@ -104,3 +104,45 @@ struct ByteQueue {
         head = 0
     }
 }
+
+/// Outgoing data as the writers handed it over: whole arrays, queued without copying (a frame
+/// of file content is copied by libssh into its packet, and not again before). The I/O thread
+/// takes one array at a time.
+struct ChunkQueue {
+    private var chunks: [[UInt8]] = []
+    private var head = 0
+    /// Bytes queued, over all chunks.
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ chunk: [UInt8]) {
+        guard !chunk.isEmpty else { return }
+        if head > 0 && head >= chunks.count / 2 {
+            chunks.removeFirst(head)
+            head = 0
+        }
+        chunks.append(chunk)
+        count += chunk.count
+    }
+
+    /// The size of the oldest chunk, nil when there is none.
+    var firstCount: Int? { head < chunks.count ? chunks[head].count : nil }
+
+    /// Removes and returns the oldest chunk (empty when there is none).
+    mutating func takeChunk() -> [UInt8] {
+        guard head < chunks.count else { return [] }
+        let chunk = chunks[head]
+        chunks[head] = []
+        head += 1
+        count -= chunk.count
+        if head == chunks.count { chunks.removeAll(keepingCapacity: true); head = 0 }
+        return chunk
+    }
+
+    mutating func removeAll() {
+        chunks = []
+        head = 0
+        count = 0
+    }
+}

@@ -32,20 +32,27 @@ public final class SSHExecChannel: @unchecked Sendable {
     public func write(_ bytes: UnsafeRawBufferPointer) throws(SSHError) {
         var offset = 0
         while offset < bytes.count {
-            let failure: SSHError? = lock.withLock {
-                while state.outgoing.count >= SessionCore.queueCapacity && state.failure == nil && !state.isClosed {
-                    lock.wait()
-                }
-                if state.isClosed || state.isWriteClosed { return .closed }
-                if let failure = state.failure { return failure }
-                let n = min(SessionCore.queueCapacity - state.outgoing.count, bytes.count - offset)
-                state.outgoing.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]))
-                offset += n
-                return nil
-            }
-            if let failure { throw failure }
-            session.core.wake()
+            let n = min(SessionCore.chunkSize, bytes.count - offset)
+            try write(contentsOf: [Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]))])
+            offset += n
         }
+    }
+
+    /// Writes `chunks` in order, handing the arrays themselves to the I/O thread (no copy; this
+    /// is how frames go out). Blocks while `queueCapacity` bytes are queued already, so at most
+    /// that plus one call's chunks are ever waiting.
+    public func write(contentsOf chunks: [[UInt8]]) throws(SSHError) {
+        let failure: SSHError? = lock.withLock {
+            while state.outgoing.count >= SessionCore.queueCapacity && state.failure == nil && !state.isClosed {
+                lock.wait()
+            }
+            if state.isClosed || state.isWriteClosed { return .closed }
+            if let failure = state.failure { return failure }
+            for chunk in chunks { state.outgoing.append(chunk) }
+            return nil
+        }
+        if let failure { throw failure }
+        session.core.wake()
     }
 
     /// Reads at least one byte of the remote stdout into `buffer`; returns 0 at end of stream.

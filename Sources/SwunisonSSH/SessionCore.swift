@@ -7,8 +7,8 @@ final class ChannelState: @unchecked Sendable {
     enum Phase { case opening, requestingExec, open, finished }
 
     let command: String
-    /// Bytes queued by `write`, not yet taken by the I/O thread (bounded by `queueCapacity`).
-    var outgoing = ByteQueue()
+    /// Data queued by `write`, not yet taken by the I/O thread (bounded by `queueCapacity`).
+    var outgoing = ChunkQueue()
     /// Bytes read from the remote stdout, not yet taken by `read` (bounded by `queueCapacity`).
     var incoming = ByteQueue()
     /// The tail of the remote stderr (at most `stderrLimit` bytes).
@@ -25,7 +25,8 @@ final class ChannelState: @unchecked Sendable {
 
     /// The libssh channel (I/O thread only).
     var handle: OpaquePointer?
-    /// Bytes taken from `outgoing` that libssh has not accepted yet (I/O thread only).
+    /// The chunk taken from `outgoing`, of which libssh has accepted `pendingOffset` bytes so
+    /// far (I/O thread only).
     var pendingOut: [UInt8] = []
     var pendingOffset = 0
     /// When EOF was seen, to give up waiting for an exit status eventually (I/O thread only).
@@ -324,7 +325,15 @@ final class SessionCore: @unchecked Sendable {
         // Outgoing: refill the private chunk from the queue, hand libssh what it accepts.
         if channel.pendingOffset == channel.pendingOut.count {
             let (chunk, sendEOF) = lock.withLock { () -> ([UInt8], Bool) in
-                let chunk = channel.outgoing.take(upTo: Self.chunkSize)
+                var chunk = channel.outgoing.takeChunk()
+                // Small frames (requests, replies) go out together, as one SSH packet: libssh
+                // sends a packet per write. Large ones (file content) are written as they are.
+                if chunk.count < Self.chunkSize / 4 {
+                    while let next = channel.outgoing.firstCount, next < Self.chunkSize / 4,
+                          chunk.count + next <= Self.chunkSize {
+                        chunk.append(contentsOf: channel.outgoing.takeChunk())
+                    }
+                }
                 if !chunk.isEmpty { lock.broadcast() }
                 return (chunk, chunk.isEmpty && channel.isWriteClosed && !channel.isEOFSent)
             }

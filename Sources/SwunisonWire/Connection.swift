@@ -19,7 +19,9 @@ final class FrameSender: Sendable {
         var failed = false
         /// A task is writing and will send `queued` before it stops.
         var writing = false
-        var queued: [UInt8] = []
+        /// Frames waiting for that task, whole (never copied here), and their total size.
+        var queued: [[UInt8]] = []
+        var queuedBytes = 0
     }
     private let state = Mutex(State())
     /// Held while bytes go to the stream: one writer at a time.
@@ -43,34 +45,38 @@ final class FrameSender: Sendable {
     func send(raw bytes: [UInt8]) throws {
         let queued = try state.withLock { s throws -> Bool in
             if s.failed { throw WireError.peerClosed("stream already failed") }
-            guard s.writing, s.queued.count + bytes.count <= Self.queueLimit else { return false }
-            s.queued.append(contentsOf: bytes)
+            guard s.writing, s.queuedBytes + bytes.count <= Self.queueLimit else { return false }
+            s.queued.append(bytes)
+            s.queuedBytes += bytes.count
             return true
         }
         if queued { return }
         try writeLock.withLock { _ throws in
             // Whatever was queued before this frame goes first (per-task order is kept).
-            var chunk = try state.withLock { s throws -> [UInt8] in
+            var chunks = try state.withLock { s throws -> [[UInt8]] in
                 if s.failed { throw WireError.peerClosed("stream already failed") }
                 s.writing = true
-                defer { s.queued = [] }
-                return s.queued
+                return Self.takeQueued(&s)
             }
-            chunk.append(contentsOf: bytes)
-            while !chunk.isEmpty {
+            chunks.append(bytes)
+            while !chunks.isEmpty {
                 do {
-                    try chunk.withUnsafeBytes { try stream.write($0) }
+                    try stream.write(contentsOf: chunks)
                 } catch {
-                    state.withLock { s in s.failed = true; s.writing = false; s.queued = [] }
+                    state.withLock { s in s.failed = true; s.writing = false; s.queued = []; s.queuedBytes = 0 }
                     throw error
                 }
-                chunk = state.withLock { s in
-                    defer { s.queued = [] }
+                chunks = state.withLock { s in
                     if s.queued.isEmpty { s.writing = false }
-                    return s.queued
+                    return Self.takeQueued(&s)
                 }
             }
         }
+    }
+
+    private static func takeQueued(_ s: inout State) -> [[UInt8]] {
+        defer { s.queued = []; s.queuedBytes = 0 }
+        return s.queued
     }
 }
 

@@ -40,6 +40,7 @@ private final class HeldStream: ByteStream, Sendable {
     init(_ channel: SSHExecChannel) { self.channel = channel }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws { try channel.write(bytes) }
+    func write(contentsOf chunks: [[UInt8]]) throws { try channel.write(contentsOf: chunks) }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try channel.read(into: buffer) }
     func closeWrite() { channel.closeWrite() }
     func close() {

@@ -77,6 +77,24 @@ private func change(_ text: String, _ old: Entry?, _ new: Entry?) -> ScanChange 
     }
 }
 
+@Test func mergeOfWholeReportsEqualsTheIncrementalMergeAndChecksOrder() throws {
+    let a = [change("a", tF1, tF2), change("c", tF1, tF2), change("c/x", nil, tF1), change("e", tF1, nil)]
+    let b = [change("b", nil, tF1), change("c", tF1, tF3), change("d", nil, tF1)]
+    var merger = ChangeMerger()
+    var incremental = try merger.feed(side: .b, Array(b.prefix(1)))
+    incremental += try merger.feed(side: .a, a)
+    incremental += try merger.feed(side: .b, Array(b.dropFirst()))
+    incremental += merger.finish()
+    #expect(try ChangeMerger.merge(a: a, b: b) == incremental)
+    #expect(incremental.map(\.path.description) == ["a", "b", "c", "c/x", "d", "e"])
+    #expect(throws: MergeError.outOfOrder(side: .b, path: path("b"), previous: path("d"))) {
+        _ = try ChangeMerger.merge(a: a, b: [change("d", nil, tF1), change("b", nil, tF1)])
+    }
+    #expect(throws: MergeError.outOfOrder(side: .a, path: path("a"), previous: path("a"))) {
+        _ = try ChangeMerger.merge(a: [change("a", nil, tF1), change("a", nil, tF1)], b: [])
+    }
+}
+
 @Test func mergedReportsOfADeletedDirectoryReconcileAsOneSubtree() throws {
     // Given: A deleted directory d (its report lists every archived path beneath it); B edited d/y.
     let a = [change("d", tD, nil), change("d/x", tF1, nil), change("d/y", tF1, nil), change("d/z", tD, nil),
