@@ -22,6 +22,12 @@ struct FirstSyncDigestTests {
 
     private func digest(_ text: String) -> Digest { XXH3Hasher.digest(Array(text.utf8)) }
 
+    /// Writes `path` on both replicas: `a` on A, `b` on B.
+    private func writeBoth(_ f: Fixture, _ path: String, a: String, b: String, mtime: TimeInterval) throws {
+        try TestFiles.write(f.a + "/" + path, a, mtime: mtime)
+        try TestFiles.write(f.b + "/" + path, b, mtime: mtime)
+    }
+
     @Test("into an empty replica: the archive and both caches hold every file's digest, and the next run has nothing to do")
     func intoAnEmptyReplica() async throws {
         let f = try Fixture("first-sync-empty")
@@ -105,11 +111,9 @@ struct FirstSyncDigestTests {
     func twoFilledReplicas() async throws {
         let f = try Fixture("first-sync-both")
         let past = Date().timeIntervalSince1970 - 1000
-        try TestFiles.write(f.a + "/same", "identical", mtime: past)
-        try TestFiles.write(f.b + "/same", "identical", mtime: past)
+        try writeBoth(f, "same", a: "identical", b: "identical", mtime: past)
         // Same size and mtime, different bytes: only a digest tells them apart.
-        try TestFiles.write(f.a + "/twin", "AAAA", mtime: past)
-        try TestFiles.write(f.b + "/twin", "BBBB", mtime: past)
+        try writeBoth(f, "twin", a: "AAAA", b: "BBBB", mtime: past)
         // Different sizes: the newer one wins; the older is replaced with a backup.
         try TestFiles.write(f.a + "/grown", "newer and longer", mtime: past + 10)
         try TestFiles.write(f.b + "/grown", "older", mtime: past)
@@ -135,8 +139,7 @@ struct FirstSyncDigestTests {
     func unhashableFileIsAProblem() async throws {
         let f = try Fixture("first-sync-problem")
         let past = Date().timeIntervalSince1970 - 1000
-        try TestFiles.write(f.a + "/pair", "1234", mtime: past)
-        try TestFiles.write(f.b + "/pair", "1234", mtime: past)
+        try writeBoth(f, "pair", a: "1234", b: "1234", mtime: past)
         try TestFiles.write(f.a + "/other", "copied", mtime: past)
         let b = f.b
         // After the scans, before the digests are asked for, B's copy changes size: its digest
