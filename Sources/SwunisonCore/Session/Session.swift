@@ -228,9 +228,10 @@ public final class Session: Sendable {
             var kept: [ScanChange] = []
             kept.reserveCapacity(changes.count)
             for var change in changes {
-                if let old = change.old, old.kind == .file, old.digest == nil, let archived = try archive.lookup(change.path) {
+                if let old = change.old, old.kind == .file, old.digest == nil {
+                    let archived = try archive.lookup(change.path)
                     change.old = archived
-                    if let new = change.new, new.digest != nil, options.attributes.equivalent(archived, new) {
+                    if let archived, let new = change.new, new.digest != nil, options.attributes.equivalent(archived, new) {
                         refreshes.append(BaselineUpdate(path: change.path, entry: new))
                         continue
                     }
