@@ -149,6 +149,7 @@ struct FirstSyncDigestTests {
         let summary = try await f.run(interface: hook)
         #expect(summary.exitCode == 2)
         #expect(summary.problems.map(\.1.path.description) == ["pair"], "\(summary.problems)")
+        #expect(summary.problems.first?.1.message.contains("changed while being compared") == true)
         #expect(TestFiles.read(f.b + "/other") == "copied")
         #expect(TestFiles.read(f.a + "/pair") == "1234" && TestFiles.read(f.b + "/pair") == "12345")
         // The next run settles it (B's version is the newer one).

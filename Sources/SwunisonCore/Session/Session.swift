@@ -289,7 +289,13 @@ public final class Session: Sendable {
                     case .success(let digest):
                         if side == .a { states[index].a?.digest = digest } else { states[index].b?.digest = digest }
                     case .failure(let error):
-                        failed.append((side, ScanProblem(path: states[index].path, message: "cannot hash: \(error)")))
+                        let message: String
+                        if case .changedDuringSync = error {
+                            message = "changed while being compared with the other replica's copy; left alone in this run"
+                        } else {
+                            message = "cannot be hashed to compare it with the other replica's copy (\(error)); left alone in this run"
+                        }
+                        failed.append((side, ScanProblem(path: states[index].path, message: message)))
                     }
                 }
                 startMore()
