@@ -111,6 +111,10 @@ public struct PlanItem: Sendable, Hashable, CustomStringConvertible {
     /// The change on `side`.
     public func change(on side: Side) -> ChangeKind { side == .a ? changeA : changeB }
 
+    /// `state`, then every descendant, in walk order, without copying the descendants (an
+    /// initial sync's item may hold tens of thousands).
+    public var allStates: FlattenSequence<[[PathState]]> { [[state], descendants].joined() }
+
     /// The same item with the replicas swapped.
     public func mirrored() -> PlanItem {
         PlanItem(state: state.mirrored(), descendants: descendants.map { $0.mirrored() },

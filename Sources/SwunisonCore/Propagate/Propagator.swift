@@ -111,6 +111,7 @@ public final class Propagator: Sendable {
         var result = PropagationResult()
         result.outcomes = Array(repeating: .done, count: items.count)
         var ledger = Ledger()
+        ledger.reserve(items.reduce(0) { $0 + 1 + $1.descendants.count })
         var deletions: [[Operation]] = []
         var creations: [[Operation]] = []
 
@@ -134,7 +135,7 @@ public final class Propagator: Sendable {
                 result.outcomes[index] = .skipped
                 continue
             case .archiveOnly:
-                for state in [item.state] + item.descendants {
+                for state in item.allStates {
                     result.succeeded.append(PathResult(path: state.path, agreed: state.a ?? state.b))
                 }
                 continue
@@ -144,7 +145,7 @@ public final class Propagator: Sendable {
                 from = side; isConflict = true
             }
             let to = from.other
-            for state in [item.state] + item.descendants {
+            for state in item.allStates {
                 let source = state.entry(on: from)
                 let target = state.entry(on: to)
                 if options.attributes.equivalent(source, target) {
@@ -461,6 +462,12 @@ private struct Ledger {
     /// Directories that still hold something that could not be removed.
     private var blockedDirectories: Set<RelativePath> = []
     private var failedItems: Set<Int> = []
+
+    /// Room for `count` slots, allocated once.
+    mutating func reserve(_ count: Int) {
+        results.reserveCapacity(count); remaining.reserveCapacity(count)
+        failed.reserveCapacity(count); items.reserveCapacity(count)
+    }
 
     /// Opens a slot for `path`; returns its number.
     mutating func begin(_ path: RelativePath, agreed: Entry?, item: Int) -> Int {

@@ -445,11 +445,11 @@ public final class Session: Sendable {
             for item in items {
                 guard case .propagate(let from) = item.decision, from == side else {
                     if case .resolvedConflict(let from, _) = item.decision, from == side {
-                        deletions += ([item.state] + item.descendants).filter { $0.entry(on: side) == nil }.count
+                        deletions += item.allStates.filter { $0.entry(on: side) == nil }.count
                     }
                     continue
                 }
-                deletions += ([item.state] + item.descendants).filter { $0.entry(on: side) == nil && $0.entry(on: side.other) != nil }.count
+                deletions += item.allStates.filter { $0.entry(on: side) == nil && $0.entry(on: side.other) != nil }.count
             }
             if deletions > 0 {
                 throw SessionError.bigDeletion(side: replicas[side].displayName,
