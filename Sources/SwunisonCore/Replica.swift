@@ -1,5 +1,5 @@
-import SwunisonModel
 import SwunisonFS
+import SwunisonModel
 
 /// The one interface to a copy of the tree.
 ///
@@ -135,7 +135,10 @@ extension Replica {
         await digestFilesByReading(requests)
     }
 
-    /// ``digestFiles(_:)`` through ``openFile(_:expected:)``, all at once.
+    /// ``digestFiles(_:)`` through ``openFile(_:expected:)``, all at once. Only the size read is
+    /// checked afterwards, not the file's status, so a file rewritten while it was read may get
+    /// a digest of mixed bytes; what is then done with it still passes Invariant 2's checks
+    /// before anything is overwritten. LocalReplica (and so `swunison server`) checks the status.
     public func digestFilesByReading(_ requests: [FileReadRequest]) async -> [Result<Digest, ReplicaError>] {
         await forEachConcurrently(requests.count) { index in
             let request = requests[index]

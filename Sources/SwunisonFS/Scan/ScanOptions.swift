@@ -25,8 +25,9 @@ public struct ScanOptions: Sendable {
     /// Report files that fastcheck cannot vouch for without a digest instead of reading them.
     /// For a first sync (empty archive), where nothing is compared with an archived digest: a
     /// file the other replica lacks gets its digest while it is copied, and the caller asks for
-    /// the digests of paths both replicas have, and gives the cache rows their digests when it
-    /// commits. Unreadable files then show up when they are copied, not as scan problems.
+    /// the digests of paths both replicas have. The rows such a scan leaves without a digest are
+    /// trusted on their fingerprint afterwards, and a file whose fingerprint changed is reported
+    /// (see `report`). Unreadable files show up when they are copied, not as scan problems.
     public var deferDigests: Bool = false
 
     public init(paths: [RelativePath] = [], delta: Bool = true, fastcheck: Bool = true,

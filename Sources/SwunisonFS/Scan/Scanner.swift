@@ -7,9 +7,10 @@ import SwunisonModel
 /// The walk reads each directory with `getdents64`, sorts the names by raw bytes and `fstatat`s
 /// them without following symlinks (Invariant 5), merging with `baseline` as it goes: one
 /// cursor step per baseline row, never a lookup per path. Files are hashed unless fastcheck can
-/// reuse the baseline digest (or the caller defers digests, ``ScanOptions/deferDigests``). Unreadable paths become ``ScanProblem``s and their baseline rows are
-/// left alone (never reported as deleted); ignored paths and swunison's own `.swunison.*` files
-/// are never reported; stale temp files of dead runs are removed.
+/// reuse the baseline digest (or the caller defers digests, ``ScanOptions/deferDigests``).
+/// Unreadable paths become ``ScanProblem``s and their baseline rows are left alone (never
+/// reported as deleted); ignored paths and swunison's own `.swunison.*` files are never
+/// reported; stale temp files of dead runs are removed.
 ///
 /// - Parameters:
 ///   - root: the replica root, opened with ``DirectoryFD/openRoot(_:)``.
