@@ -62,7 +62,8 @@ enum MonotonicClock {
     }
 }
 
-/// A growable FIFO of bytes: appended at the tail, consumed from the head, compacted lazily.
+/// A growable FIFO of bytes: appended at the tail, consumed from the head, compacted lazily
+/// (what a channel received, until `read` takes it).
 struct ByteQueue {
     private var storage: [UInt8] = []
     private var head = 0
@@ -88,15 +89,6 @@ struct ByteQueue {
         head += n
         if head == storage.count { storage.removeAll(keepingCapacity: true); head = 0 }
         return n
-    }
-
-    /// Removes and returns up to `maximum` bytes from the head.
-    mutating func take(upTo maximum: Int) -> [UInt8] {
-        let n = min(maximum, count)
-        let chunk = Array(storage[head..<(head + n)])
-        head += n
-        if head == storage.count { storage.removeAll(keepingCapacity: true); head = 0 }
-        return chunk
     }
 
     mutating func removeAll() {
