@@ -112,11 +112,14 @@ public struct Entry: Hashable, Sendable {
     /// Same kind and same content: digest for files (and size), target for symlinks; any two
     /// directories have the same content (their children are compared separately).
     ///
-    /// A file without a digest is one the archive knew before content digests became XXH3-128
-    /// (that migration had to forget the SHA-256 ones; scans always hash). It has the same content
-    /// as a file of the same size and mtime, as `fastcheck` would judge. Otherwise every archived
-    /// file would look changed on both replicas in the first run after the upgrade: a file edited
-    /// on one side would become a conflict, and one deleted on one side would come back.
+    /// A file without a digest has the same content as a file of the same size and mtime, as
+    /// `fastcheck` would judge. Such entries are archived files from before content digests
+    /// became XXH3-128 (that migration had to forget the SHA-256 ones): otherwise every archived
+    /// file would look changed on both replicas in the first run after the upgrade, a file edited
+    /// on one side would become a conflict, and one deleted on one side would come back. They are
+    /// also a first sync's scan entries and the cache rows it leaves, which stand for content
+    /// checked by fingerprint; the session never lets two of those, or one whose fingerprint
+    /// changed, be compared this way (DESIGN-NOTES, "A first sync reads each file once").
     public func sameContent(as other: Entry) -> Bool {
         guard kind == other.kind else { return false }
         switch kind {
