@@ -75,14 +75,11 @@ public struct ChangeMerger: Sendable {
     public mutating func feed(side: Side, _ changes: [ScanChange]) throws(MergeError) -> [PathState] {
         let s = Int(side.rawValue)
         if finished[s] { throw .fedAfterFinish(side: side) }
-        var last = lastPaths[s]
-        for change in changes {
-            if let previous = last, !(previous < change.path) {
-                throw .outOfOrder(side: side, path: change.path, previous: previous)
-            }
-            last = change.path
+        if let previous = lastPaths[s], let first = changes.first, !(previous < first.path) {
+            throw .outOfOrder(side: side, path: first.path, previous: previous)
         }
-        lastPaths[s] = last
+        try Self.checkWalkOrder(changes, side: side)
+        if let last = changes.last { lastPaths[s] = last.path }
         queues[s].append(contentsOf: changes)
         return drain()
     }
@@ -117,8 +114,7 @@ public struct ChangeMerger: Sendable {
             } else if order > 0 {
                 out.append(onlyOne(b[j], side: .b)); j += 1
             } else {
-                out.append(PathState(path: a[i].path, archive: a[i].old, a: a[i].new, b: b[j].new))
-                i += 1; j += 1
+                out.append(Self.both(a[i], b[j])); i += 1; j += 1
             }
         }
         while i < a.count { out.append(onlyOne(a[i], side: .a)); i += 1 }
@@ -150,10 +146,7 @@ public struct ChangeMerger: Sendable {
                 } else if order > 0 {
                     out.append(Self.onlyOne(cb, side: .b)); heads[1] += 1
                 } else {
-                    // Both sides reported the path. Each `old` is that side's baseline, which is the
-                    // archive; they agree after a clean run, and A's is taken when they do not.
-                    out.append(PathState(path: ca.path, archive: ca.old, a: ca.new, b: cb.new))
-                    heads[0] += 1; heads[1] += 1
+                    out.append(Self.both(ca, cb)); heads[0] += 1; heads[1] += 1
                 }
             } else if let ca = ha, finished[1] {
                 out.append(Self.onlyOne(ca, side: .a)); heads[0] += 1
@@ -165,6 +158,12 @@ public struct ChangeMerger: Sendable {
         }
         compact()
         return out
+    }
+
+    /// A path both sides reported. Each `old` is that side's baseline, which is the archive; they
+    /// agree after a clean run, and A's is taken when they do not.
+    private static func both(_ a: ScanChange, _ b: ScanChange) -> PathState {
+        PathState(path: a.path, archive: a.old, a: a.new, b: b.new)
     }
 
     /// A path only `side` reported: the other side is unchanged, so it still holds the archive entry.
