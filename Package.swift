@@ -28,10 +28,10 @@ let package = Package(
         .target(name: "SwunisonCore", dependencies: [
             "SwunisonModel", "SwunisonProfile", "SwunisonStorage", "SwunisonFS", "SwunisonReconcile",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], exclude: ["DESIGN-NOTES.md"]),
         .target(name: "SwunisonWire", dependencies: [
             "SwunisonModel", "SwunisonCore", "SwunisonFS", "SwunisonStorage", "SwunisonSSH",
-        ]),
+        ], exclude: ["PROTOCOL.md"]),
 
         // The thin command-line front end.
         .executableTarget(name: "swunison", dependencies: [
@@ -40,8 +40,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // Helpers shared by the test targets: temp dirs, a private sshd, running the built binary.
-        .target(name: "SwunisonTestSupport", dependencies: ["SwunisonModel"], path: "Tests/SwunisonTestSupport"),
+        // Helpers shared by the test targets: temp dirs, a private sshd, running the built binary,
+        // a replica that forwards to another.
+        .target(name: "SwunisonTestSupport", dependencies: ["SwunisonModel", "SwunisonCore"], path: "Tests/SwunisonTestSupport"),
 
         .testTarget(name: "SwunisonModelTests", dependencies: ["SwunisonModel"]),
         .testTarget(name: "SwunisonProfileTests", dependencies: ["SwunisonProfile", "SwunisonModel"]),

@@ -300,6 +300,11 @@ public enum ReplicaError: Error, Sendable, CustomStringConvertible {
     case connection(String)
     /// Anything else, described.
     case other(String)
+    /// A remote replica's connection made no progress for the stall timeout (`stalltimeout`):
+    /// the message says which requests were waiting, and on which side. Not retried in the run,
+    /// and the connection is not reopened: a stall is a bug or a host that stopped answering,
+    /// and trying again would only wait as long again. (On the wire, if ever, it is `other`.)
+    case stalled(String)
 
     public var description: String {
         switch self {
@@ -308,7 +313,7 @@ public enum ReplicaError: Error, Sendable, CustomStringConvertible {
         case .digestMismatch(let p): return "\(p): content changed while being copied, skipped"
         case let .badRoot(root, msg): return "root \(root): \(msg)"
         case .connection(let msg): return msg
-        case .other(let msg): return msg
+        case .other(let msg), .stalled(let msg): return msg
         }
     }
 

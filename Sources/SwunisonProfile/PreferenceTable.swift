@@ -71,7 +71,8 @@ enum PreferenceTable {
             "backups", "log", "silent", "terse", "copyonconflict", "ignorearchives", "ignorelocks",
             "ignoreinodenumbers", "addversionno", "serverdeploy", "sshcompression")
         add(.typed, .boolWithDefault, "fastcheck", "links")
-        add(.typed, .int, "retry", "perms", "maxbackups", "maxerrors", "sshkeepalive", "sshtimeout", "sshport")
+        add(.typed, .int, "retry", "perms", "maxbackups", "maxerrors", "sshkeepalive", "sshtimeout", "sshport",
+            "stalltimeout")
         add(.typed, .string, "prefer", "force", "backupdir", "backuploc", "backupprefix", "backupsuffix",
             "logfile", "label", "sshcmd", "sshargs", "servercmd", "sshuser")
         add(.typed, .directive, "include", "source")

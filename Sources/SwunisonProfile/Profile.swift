@@ -34,6 +34,9 @@ public struct SSHOptions: Sendable, Hashable {
     public var keepAliveSeconds: Int?
     /// Seconds to wait for the connection (`sshtimeout`); nil = library default.
     public var timeoutSeconds: Int?
+    /// Seconds a remote replica's requests may make no progress before the run stops with a
+    /// report of what was waiting (`stalltimeout`).
+    public var stallTimeoutSeconds: Int = 120
     /// Port when the root names none (`sshport`).
     public var port: Int?
     /// User when the root names none (`sshuser`).

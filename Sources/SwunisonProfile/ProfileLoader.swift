@@ -251,6 +251,9 @@ struct ProfileBuilder {
         case "sshtimeout":
             let seconds = try Self.int(value, name, origin, minimum: 0)
             profile.ssh.timeoutSeconds = seconds == 0 ? nil : seconds
+        case "stalltimeout":
+            // No "never": a run must not be left waiting forever on a stuck peer (issue 11).
+            profile.ssh.stallTimeoutSeconds = try Self.int(value, name, origin, minimum: 1)
         case "backupdir":
             profile.backupDir = value.isEmpty ? nil
                 : Root.resolveLocal(value, relativeTo: loader.homeDirectory, home: loader.homeDirectory)

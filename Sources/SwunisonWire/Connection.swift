@@ -28,8 +28,10 @@ final class FrameSender: Sendable {
     private let writeLock = Mutex(())
     /// Bytes that may wait in the queue before senders block.
     static let queueLimit = 1 << 20
+    /// Told the frames of each write the stream took (the stall watchdog's "we are getting data out").
+    private let wrote: (@Sendable ([[UInt8]]) -> Void)?
 
-    init(stream: any ByteStream) { self.stream = stream }
+    init(stream: any ByteStream, wrote: (@Sendable ([[UInt8]]) -> Void)? = nil) { self.stream = stream; self.wrote = wrote }
 
     /// Encodes and writes one frame.
     /// - Throws: ``WireError`` for an oversized frame, or the stream's error.
@@ -62,6 +64,7 @@ final class FrameSender: Sendable {
             while !chunks.isEmpty {
                 do {
                     try stream.write(contentsOf: chunks)
+                    wrote?(chunks)
                 } catch {
                     state.withLock { s in s.failed = true; s.writing = false; s.queued = []; s.queuedBytes = 0 }
                     throw error
@@ -142,13 +145,16 @@ public enum ProtocolVersions {
     /// longer speaks version 1 (PROTOCOL.md, "Versioning rules").
     public static let supported: ClosedRange<UInt16> = 2...2
     /// Features this release offers (both sides must list one to use it).
-    public static let features: [String] = ["notice", batchFiles, digestFiles]
+    public static let features: [String] = ["notice", batchFiles, digestFiles, status]
     /// `readFiles` / `writeFiles`: many small files in one request (a server without it gets
     /// one request per file).
     public static let batchFiles = "batch-files"
     /// `digestFiles`, and scans that defer digests (scan flag bit 1): a first sync reads each
     /// new file once, to copy it (a server without it hashes every file in its scan).
     public static let digestFiles = "digest-files"
+    /// `status`: the client may ask what the server is doing with its requests (the stall
+    /// watchdog's question; a server without it is judged by the frames it sends alone).
+    public static let status = "status"
     /// Test hook: when set to N, this side claims to speak only version N.
     public static let environmentVariable = "SWUNISON_TEST_PROTOCOL_VERSION"
 

@@ -49,6 +49,27 @@ public struct Placement: Sendable, Hashable {
     }
 }
 
+/// What the server is doing with one request (a line of a ``Message/statusReport(_:)``).
+public struct RequestStatus: Sendable, Equatable {
+    public enum State: UInt8, Sendable {
+        /// Its task runs: reading or writing files, hashing, scanning, committing.
+        case working = 1
+        /// A streamed write waits for more of its content from the client.
+        case waitingForData = 2
+        /// A streamed read waits for the client to take what was sent (read credit).
+        case waitingForCredit = 3
+    }
+
+    public var requestID: UInt64
+    public var state: State
+    /// Content bytes received so far (a streamed write) or sent (a streamed read); else 0.
+    public var bytes: UInt64
+
+    public init(requestID: UInt64, state: State, bytes: UInt64 = 0) {
+        self.requestID = requestID; self.state = state; self.bytes = bytes
+    }
+}
+
 /// Every message of protocol version 2, in both directions. PROTOCOL.md gives each one's
 /// type byte, direction and fields; the type byte is ``Message/type``.
 public enum Message: Sendable {
@@ -80,6 +101,9 @@ public enum Message: Sendable {
     /// Feature `digest-files`: the digests of files (checked against what the scan saw); the
     /// reply is ``digests(_:)``.
     case digestFiles([FileReadRequest])
+    /// Feature `status`: what the server is doing with each request it has in hand; the reply
+    /// is ``statusReport(_:)``. The client's stall watchdog asks when nothing has moved for a while.
+    case status
 
     // Stream control, client to server (request id of the stream).
     case writeChunk([UInt8])
@@ -106,6 +130,8 @@ public enum Message: Sendable {
     case digests([Result<Digest, ReplicaError>])
     /// Unsolicited, request id 0: a line for the client's log.
     case notice(String)
+    /// Feature `status`: one line per request the server has in hand, in request order.
+    case statusReport([RequestStatus])
 
     /// The type byte that starts the frame payload.
     public var type: UInt8 {
@@ -127,6 +153,7 @@ public enum Message: Sendable {
         case .readFiles: return 0x1C
         case .writeFiles: return 0x1D
         case .digestFiles: return 0x1E
+        case .status: return 0x1F
         case .writeChunk: return 0x20
         case .writeEnd: return 0x21
         case .writeAbort: return 0x22
@@ -145,6 +172,7 @@ public enum Message: Sendable {
         case .fileContents: return 0x4A
         case .writeResults: return 0x4B
         case .digests: return 0x4C
+        case .statusReport: return 0x4D
         }
     }
 
@@ -168,6 +196,7 @@ public enum Message: Sendable {
         case .readFiles: return "readFiles"
         case .writeFiles: return "writeFiles"
         case .digestFiles: return "digestFiles"
+        case .status: return "status"
         case .writeChunk: return "writeChunk"
         case .writeEnd: return "writeEnd"
         case .writeAbort: return "writeAbort"
@@ -186,6 +215,7 @@ public enum Message: Sendable {
         case .fileContents: return "fileContents"
         case .writeResults: return "writeResults"
         case .digests: return "digests"
+        case .statusReport: return "statusReport"
         }
     }
 
@@ -209,7 +239,7 @@ public enum Message: Sendable {
         case let .setAttributes(path, expected, to): w.path(path); w.entry(expected); w.entry(to)
         case .baselineBatch(let updates): w.count(updates.count); for u in updates { w.baselineUpdate(u) }
         case .commitBaseline(let s): w.u64(s)
-        case .shutdown, .writeEnd, .cancel, .ok, .fileEnd: break
+        case .shutdown, .writeEnd, .cancel, .ok, .fileEnd, .status: break
         case .writeChunk(let d), .fileChunk(let d): w.blob(d)
         case .readCredit(let n), .writeCredit(let n): w.u32(n)
         case .entry(let e): w.entry(e)
@@ -228,6 +258,9 @@ public enum Message: Sendable {
         case .fileContents(let results): Self.results(results, into: &w) { $0.blob($1) }
         case .writeResults(let results): Self.results(results, into: &w) { $0.entry($1) }
         case .digests(let results): Self.results(results, into: &w) { $0.digest($1) }
+        case .statusReport(let lines):
+            w.count(lines.count)
+            for line in lines { w.varint(line.requestID); w.u8(line.state.rawValue); w.varint(line.bytes) }
         }
     }
 
@@ -325,6 +358,7 @@ public enum Message: Sendable {
                 writes.append(FileWrite(path: path, entry: entry, content: try r.blob(), replacing: replacing, backup: backup))
             }
             m = .writeFiles(writes)
+        case 0x1F: m = .status
         case 0x20: m = .writeChunk(try r.blob())
         case 0x21: m = .writeEnd
         case 0x22: m = .writeAbort(try r.string())
@@ -361,6 +395,14 @@ public enum Message: Sendable {
                 results.append(try Self.isSuccess(&r) ? .success(try r.digest()) : .failure(try r.replicaError()))
             }
             m = .digests(results)
+        case 0x4D:
+            var lines: [RequestStatus] = []
+            for _ in 0..<(try r.count(minimumItemSize: 3)) {
+                let id = try r.varint(), raw = try r.u8()
+                guard let state = RequestStatus.State(rawValue: raw) else { throw .malformed("request state \(raw)") }
+                lines.append(RequestStatus(requestID: id, state: state, bytes: try r.varint()))
+            }
+            m = .statusReport(lines)
         default: throw .unknownMessage(type: type)
         }
         guard r.isAtEnd else { throw .malformed("\(r.remaining) stray bytes after a \(m.name) message") }

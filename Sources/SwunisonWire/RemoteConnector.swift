@@ -20,6 +20,9 @@ public struct RemoteEndpoint: Sendable {
     public var deploy: Bool
     /// The root as the user wrote it (for messages).
     public var displayName: String
+    /// `stalltimeout`: how long the connection's requests may make no progress (nil: never,
+    /// for tests only; see ``StallWatchdog``).
+    public var stallTimeoutSeconds: Int? = 120
     /// Asked (interactive mode) whether to deploy when the remote has no swunison and `deploy`
     /// is off; the argument is `user@host:port`.
     public var confirmDeploy: (@Sendable (String) -> Bool)?
@@ -97,7 +100,8 @@ public enum RemoteConnector {
         let stream = HeldStream(channel)
         do {
             // The channel keeps its session alive for as long as the replica uses it.
-            let replica = try await RemoteReplica.connect(over: stream, spec: spec, displayName: endpoint.displayName)
+            let replica = try await RemoteReplica.connect(over: stream, spec: spec, displayName: endpoint.displayName,
+                                                          stallTimeout: endpoint.stallTimeoutSeconds.map { .seconds($0) })
             stream.release()
             return replica
         } catch {

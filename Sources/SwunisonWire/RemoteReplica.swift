@@ -24,7 +24,7 @@ public final class RemoteReplica: Replica, Sendable {
     /// Largest content chunk the client sends.
     public static let chunkSize = 256 << 10
 
-    private let core: ClientCore
+    let core: ClientCore
 
     private init(displayName: String, core: ClientCore, version: UInt16, features: Set<String>) {
         self.displayName = displayName; self.core = core; self.protocolVersion = version; self.features = features
@@ -33,14 +33,18 @@ public final class RemoteReplica: Replica, Sendable {
     /// Says hello over `stream`, agrees on a protocol version, and opens `spec` on the server.
     /// - Parameters:
     ///   - versions: protocol versions to claim (tests change this to show a mismatch).
+    ///   - stallTimeout: how long requests may make no progress before the connection is
+    ///     declared stalled (``ReplicaError/stalled(_:)``, see ``StallWatchdog``); nil: never.
     ///   - onNotice: receives unsolicited notices from the server, on the reader thread.
     /// - Throws: ``WireError/versionMismatch(local:remote:peer:)`` (one line naming both sides'
     ///   versions), ``WireError/notSwunison(received:)``, or ``ReplicaError`` when the server
     ///   cannot open the root. The stream is closed on failure.
     public static func connect(over stream: any ByteStream, spec: ReplicaSpec, displayName: String,
                                versions: ClosedRange<UInt16> = ProtocolVersions.fromEnvironment(),
+                               stallTimeout: Duration? = nil,
                                onNotice: @escaping @Sendable (String) -> Void = { _ in }) async throws -> RemoteReplica {
-        let core = ClientCore(stream: stream, displayName: displayName, versions: versions, onNotice: onNotice)
+        let core = ClientCore(stream: stream, displayName: displayName, versions: versions,
+                              stallTimeout: stallTimeout, onNotice: onNotice)
         do {
             // `open` goes out right behind `hello` (one round trip fewer: 100 ms on a distant
             // link). Every version so far encodes it the same way, and a server that refuses
@@ -90,15 +94,13 @@ public final class RemoteReplica: Replica, Sendable {
         }
         if atEnd { return try entryReply(try await core.request(.writeFile(placement, data: first, isComplete: true))) }
 
-        let upload = WriteUpload(credit: ReplicaServer.initialWriteCredit - first.count)
-        let reply = Task { [core] in
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in
-                upload.reply = c
-                core.send(.writeFile(placement, data: first, isComplete: false), to: upload)
-            }
-        }
+        let upload = WriteUpload(credit: ReplicaServer.initialWriteCredit - first.count, sent: first.count)
+        // The request leaves from this task, before any of its chunks: FrameSender keeps the
+        // order of the frames one task sends. (Sent from a task of its own, it was sometimes
+        // overtaken by its chunks, which the server drops as frames of no request: a torn file
+        // or, when the end was dropped, a server waiting forever; issue 11.)
+        core.send(.writeFile(placement, data: first, isComplete: false), to: upload)
         do {
-            try await upload.waitUntilRegistered()
             var next = carry
             while true {
                 if next == nil { next = try await source.read() }
@@ -113,14 +115,15 @@ public final class RemoteReplica: Replica, Sendable {
                 }
             }
             try core.sendRaw(Frame(upload.id, .writeEnd))
+            upload.noteEndSent()
         } catch {
             // The server's reply (if it already failed the write) explains more than our side.
-            if upload.hasReply { return try entryReply(try await reply.value) }
+            if upload.hasReply { return try entryReply(try await upload.reply()) }
             try? core.sendRaw(Frame(upload.id, .writeAbort(String(describing: error))))
-            _ = try? await reply.value
+            _ = try? await upload.reply()
             throw error
         }
-        return try entryReply(try await reply.value)
+        return try entryReply(try await upload.reply())
     }
 
     /// One `readFiles` request for the whole batch when the server offers `batch-files`; one
@@ -213,6 +216,18 @@ public final class RemoteReplica: Replica, Sendable {
 protocol PendingRequest: AnyObject, Sendable {
     func deliver(_ message: Message) -> Bool
     func fail(_ error: ReplicaError)
+    /// What this side has done for the request so far, for a stall report (nil: nothing to say).
+    var progressNote: String? { get }
+}
+
+extension PendingRequest {
+    var progressNote: String? { nil }
+}
+
+/// A pending request and how a stall report names it.
+struct PendingEntry {
+    var request: any PendingRequest
+    var label: RequestLabel
 }
 
 /// The connection's shared state: request ids, the pending table, the sender.
@@ -224,17 +239,32 @@ final class ClientCore: Sendable {
     private let onNotice: @Sendable (String) -> Void
     private struct S {
         var next: UInt64 = 1
-        var pending: [UInt64: any PendingRequest] = [:]
+        var pending: [UInt64: PendingEntry] = [:]
         var broken: ReplicaError?
         var handshake: CheckedContinuation<(UInt16, Set<String>), any Error>?
         var handshakeDone = false
+        /// Features both sides offered (known once the server's hello came).
+        var features: Set<String> = []
     }
     private let s = Mutex(S())
+    /// Set once: at the start with a stall timeout (tests may set it after connecting).
+    private let watchdogSlot = WatchdogSlot()
+    private var watchdog: StallWatchdog? { watchdogSlot.watchdog.load() }
+    private let stallTimeout: Duration?
+    /// Forced interleavings for tests (never set outside them).
+    let testHooks = Mutex(ClientTestHooks())
 
-    init(stream: any ByteStream, displayName: String, versions: ClosedRange<UInt16>,
+    init(stream: any ByteStream, displayName: String, versions: ClosedRange<UInt16>, stallTimeout: Duration?,
          onNotice: @escaping @Sendable (String) -> Void) {
         self.stream = stream; self.displayName = displayName; self.versions = versions; self.onNotice = onNotice
-        sender = FrameSender(stream: stream)
+        self.stallTimeout = stallTimeout
+        // Frames going out are progress, except the watchdog's own questions (each queued frame
+        // is one array; its type byte follows the 4-byte length).
+        let slot = watchdogSlot, status = Message.status.type
+        sender = FrameSender(stream: stream, wrote: { frames in
+            guard let watchdog = slot.watchdog.load() else { return }
+            if frames.contains(where: { $0.count > 4 && $0[4] != status }) { watchdog.noteProgress() }
+        })
     }
 
     /// Sends our hello, starts the reader thread, sends `first` as a request to `pending` without
@@ -251,6 +281,63 @@ final class ClientCore: Sendable {
                 // The reader sees the broken stream too; it reports the better message.
             }
             send(first, to: pending)
+            if let stallTimeout { startWatching(timeout: stallTimeout) }
+        }
+    }
+
+    // MARK: stall watchdog
+
+    /// Starts the stall watchdog (once; a later call does nothing). `connect` does it when given
+    /// a stall timeout; tests that must not time the handshake of a loaded machine call it after.
+    func startWatching(timeout: Duration) {
+        let watchdog = watchdogSlot.watchdog.storeIfNil(StallWatchdog(timeout: timeout))
+        guard !watchdogSlot.isRunning.exchange(true, ordering: .relaxed) else { return }
+        watch(with: watchdog)
+    }
+
+    /// Checks for progress every tick until the connection is broken or closed, on a thread of
+    /// its own: when the link stops, the tasks sending on it block in their writes, and with
+    /// them every thread of Swift's small cooperative pool (one per core).
+    private func watch(with watchdog: StallWatchdog) {
+        let tick = watchdog.tick.components
+        let micros = UInt32(tick.seconds * 1_000_000 + tick.attoseconds / 1_000_000_000_000)
+        startThread(name: "swunison-watch") { [weak self] in
+            while true {
+                usleep(micros)
+                guard let self, self.watchOnce(watchdog) else { return }
+            }
+        }
+    }
+
+    /// One look: nothing to do, ask the server what it is doing, or declare a stall. Returns
+    /// false once there is nothing more to watch.
+    private func watchOnce(_ watchdog: StallWatchdog) -> Bool {
+        let (waiting, broken, canAsk) = s.withLock { st in
+            (st.pending.values.contains { !$0.label.isStatusProbe }, st.broken != nil,
+             st.features.contains(ProtocolVersions.status))
+        }
+        if broken { return false }
+        switch watchdog.check(waiting: waiting, canAsk: canAsk) {
+        case .fine:
+            return true
+        case .ask:
+            // A write may block (that may be the very stall): never on the watchdog's thread.
+            startThread(name: "swunison-ask") { [self] in
+                send(.status, to: StatusProbe { [weak watchdog] report in watchdog?.received(report) })
+            }
+            return true
+        case .stalled(let seconds):
+            let (waitingRequests, features) = s.withLock { st in
+                (st.pending.filter { !$0.value.label.isStatusProbe }.sorted { $0.key < $1.key }
+                    .map { (id: $0.key, label: $0.value.label, here: $0.value.request.progressNote) }, st.features)
+            }
+            let report = watchdog.report(about: displayName, seconds: seconds, waiting: waitingRequests,
+                                         serverCanSay: features.contains(ProtocolVersions.status))
+            fail(.stalled(report))
+            // Closing wakes the tasks blocked in writes, and ends the server's side too (end of
+            // input cancels what it has in hand).
+            stream.close()
+            return false
         }
     }
 
@@ -268,11 +355,12 @@ final class ClientCore: Sendable {
     func send(id: UInt64, _ message: Message, to pending: any PendingRequest) {
         let broken: ReplicaError? = s.withLock { st in
             if let b = st.broken { return b }
-            st.pending[id] = pending
+            st.pending[id] = PendingEntry(request: pending, label: message.label)
             return nil
         }
         if let broken { pending.fail(broken); return }
         if let p = pending as? IdentifiedPending { p.assign(id) }
+        testHooks.withLock { $0.beforeRequest }?(message)
         do {
             try sender.send(Frame(id, message))
         } catch {
@@ -287,6 +375,7 @@ final class ClientCore: Sendable {
 
     /// Sends a stream-control frame (chunks, credit, cancel).
     func sendRaw(_ frame: Frame) throws {
+        if testHooks.withLock({ $0.dropFrame })?(frame) == true { return }
         try sendEncoded { () throws in try sender.send(frame) }
     }
 
@@ -317,7 +406,7 @@ final class ClientCore: Sendable {
         let (pending, handshake) = s.withLock { st in
             if st.broken == nil { st.broken = error }
             defer { st.pending = [:]; st.handshake = nil }
-            return (Array(st.pending.values), st.handshake)
+            return (st.pending.values.map(\.request), st.handshake)
         }
         handshake?.resume(throwing: error)
         for p in pending { p.fail(error) }
@@ -333,6 +422,8 @@ final class ClientCore: Sendable {
     // MARK: reader thread
 
     private func dispatch(_ frame: Frame) throws {
+        // Any frame but the watchdog's own answer shows the server is getting on.
+        if case .statusReport = frame.message {} else { watchdog?.noteProgress() }
         if frame.requestID == 0 {
             switch frame.message {
             case .hello(let hello):
@@ -345,7 +436,9 @@ final class ClientCore: Sendable {
                 guard let c else { throw WireError.unexpected("second hello from the server") }
                 do {
                     let v = try ProtocolVersions.negotiate(local: versions, remote: hello.versions, peer: "server")
-                    c.resume(returning: (v, Set(hello.features).intersection(ProtocolVersions.features)))
+                    let features = Set(hello.features).intersection(ProtocolVersions.features)
+                    s.withLock { $0.features = features }
+                    c.resume(returning: (v, features))
                 } catch {
                     c.resume(throwing: error)
                     throw error
@@ -358,7 +451,7 @@ final class ClientCore: Sendable {
         }
         guard s.withLock({ $0.handshakeDone }) else { throw WireError.unexpected("\(frame.message.name) before hello") }
         // Frames for a request we gave up on (cancelled reads, failed scans) are dropped.
-        guard let p = s.withLock({ $0.pending[frame.requestID] }) else { return }
+        guard let p = s.withLock({ $0.pending[frame.requestID]?.request }) else { return }
         if p.deliver(frame.message) { forget(frame.requestID) }
     }
 
@@ -387,6 +480,17 @@ final class ClientCore: Sendable {
             fail(connectionError(WireError.peerClosed("end of stream")))
         }
     }
+}
+
+/// Forced interleavings for tests: each runs on the sending task at a point where a race could
+/// put it; all are nil outside tests.
+struct ClientTestHooks: Sendable {
+    /// Runs after a request is registered under its id and before its frame is handed to the
+    /// sender (a slow encoder, or a sender busy with other tasks' frames).
+    var beforeRequest: (@Sendable (Message) -> Void)?
+    /// Returns true for a stream-control frame that must be lost instead of sent (a frame that
+    /// overtook its request, as in issue 11, is lost the same way on the server).
+    var dropFrame: (@Sendable (Frame) -> Bool)?
 }
 
 /// Pending requests that need to know their id once registered.
@@ -494,10 +598,16 @@ final class RemoteFileReader: FileReader, PendingRequest, IdentifiedPending {
         var error: ReplicaError?
         var closed = false
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
+        /// Content bytes received so far.
+        var received = 0
     }
     private let s = Mutex(S())
 
     init(core: ClientCore) { self.core = core }
+
+    var progressNote: String? {
+        s.withLock { st in st.opened != nil ? "we wait for the file to be opened" : "we received \(st.received) bytes of it" }
+    }
 
     var opened: CheckedContinuation<Void, any Error>? {
         get { s.withLock { $0.opened } }
@@ -517,6 +627,7 @@ final class RemoteFileReader: FileReader, PendingRequest, IdentifiedPending {
                 resumeOpen = st.opened; st.opened = nil
                 return false
             case .fileChunk(let data):
+                st.received += data.count
                 if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .success(data) } else { st.chunks.append(data) }
                 return false
             case .fileEnd:
@@ -602,56 +713,60 @@ final class WriteUpload: PendingRequest, IdentifiedPending {
         var credit: Int
         var needed = 0
         var creditWaiter: CheckedContinuation<Void, any Error>?
-        var registered: CheckedContinuation<Void, any Error>?
-        var isRegistered = false
-        var reply: CheckedContinuation<Message, any Error>?
+        /// Why no more chunks may go (the write ended, or failed).
         var finished: ReplicaError?
-        var hasReply = false
+        var reply: Result<Message, any Error>?
+        var replyWaiter: CheckedContinuation<Message, any Error>?
+        /// Content bytes sent (or taken credit for), and whether `writeEnd` went out.
+        var sent: Int
+        var endSent = false
     }
     private let s: Mutex<S>
 
-    init(credit: Int) { s = Mutex(S(credit: credit)) }
+    /// - Parameters:
+    ///   - credit: bytes that may be sent before the server grants more.
+    ///   - sent: content bytes the request itself carries.
+    init(credit: Int, sent: Int) { s = Mutex(S(credit: credit, sent: sent)) }
 
+    /// The whole content and `writeEnd` are on their way.
+    func noteEndSent() { s.withLock { $0.endSent = true } }
+
+    var progressNote: String? {
+        s.withLock { st in
+            if st.endSent { return "we sent all \(st.sent) bytes and the end, and wait for its reply" }
+            if st.creditWaiter != nil { return "we wait for write credit after \(st.sent) bytes" }
+            return "we are sending its content (\(st.sent) bytes so far)"
+        }
+    }
+
+    /// The request's id (0 until it is registered, which `ClientCore.send` does before sending).
     var id: UInt64 { s.withLock { $0.id } }
-    var hasReply: Bool { s.withLock { $0.hasReply } }
+    var hasReply: Bool { s.withLock { $0.reply != nil } }
 
-    var reply: CheckedContinuation<Message, any Error>? {
-        get { s.withLock { $0.reply } }
-        set { s.withLock { $0.reply = newValue } }
-    }
-
-    func assign(_ id: UInt64) {
-        let c = s.withLock { st in
-            st.id = id; st.isRegistered = true
-            defer { st.registered = nil }
-            return st.registered
-        }
-        c?.resume()
-    }
-
-    /// Waits until the request has its id (the writeFile message is on its way).
-    func waitUntilRegistered() async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let outcome: Result<Void, any Error>? = s.withLock { st in
-                if let e = st.finished { return .failure(e) }
-                if st.isRegistered { return .success(()) }
-                st.registered = c
-                return nil
-            }
-            if let outcome { c.resume(with: outcome) }
-        }
-    }
+    func assign(_ id: UInt64) { s.withLock { $0.id = id } }
 
     /// Waits for credit to send `n` more bytes.
     func acquire(_ n: Int) async throws {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             let outcome: Result<Void, any Error>? = s.withLock { st in
                 if let e = st.finished { return .failure(e) }
-                if st.credit >= n { st.credit -= n; return .success(()) }
+                if st.credit >= n { st.credit -= n; st.sent += n; return .success(()) }
                 st.creditWaiter = c; st.needed = n
                 return nil
             }
             if let outcome { c.resume(with: outcome) }
+        }
+    }
+
+    /// The server's final reply (`failure` thrown), once it came.
+    func reply() async throws -> Message {
+        try await withCheckedThrowingContinuation { c in
+            let ready = s.withLock { st -> Result<Message, any Error>? in
+                if let r = st.reply { return r }
+                st.replyWaiter = c
+                return nil
+            }
+            if let ready { c.resume(with: ready) }
         }
     }
 
@@ -660,7 +775,7 @@ final class WriteUpload: PendingRequest, IdentifiedPending {
             let c: CheckedContinuation<Void, any Error>? = s.withLock { st in
                 st.credit += Int(n)
                 guard let w = st.creditWaiter, st.credit >= st.needed else { return nil }
-                st.credit -= st.needed; st.creditWaiter = nil
+                st.credit -= st.needed; st.sent += st.needed; st.creditWaiter = nil
                 return w
             }
             c?.resume()
@@ -674,14 +789,14 @@ final class WriteUpload: PendingRequest, IdentifiedPending {
     func fail(_ error: ReplicaError) { finish(error, reply: .failure(error)) }
 
     private func finish(_ stop: ReplicaError, reply value: Result<Message, any Error>) {
-        let (r, w, g) = s.withLock { st in
+        // A waiter exists only while no reply is known, so it gets this first one.
+        let (waiter, creditWaiter) = s.withLock { st in
             st.finished = st.finished ?? stop
-            st.hasReply = true
-            defer { st.reply = nil; st.creditWaiter = nil; st.registered = nil }
-            return (st.reply, st.creditWaiter, st.registered)
+            if st.reply == nil { st.reply = value }
+            defer { st.replyWaiter = nil; st.creditWaiter = nil }
+            return (st.replyWaiter, st.creditWaiter)
         }
-        w?.resume(throwing: stop)
-        g?.resume(throwing: stop)
-        r?.resume(with: value)
+        creditWaiter?.resume(throwing: stop)
+        waiter?.resume(with: value)
     }
 }

@@ -221,14 +221,37 @@ public final class ReplicaServer: Sendable {
             state.withLock { $0.writes.removeValue(forKey: id) }?.abort("the client aborted the transfer: \(reason)")
         case .readCredit(let n):
             state.withLock { $0.reads[id] }?.add(Int(n))
+        case .status:
+            // Not from this thread (it never waits for the writer), nor from a task: when the
+            // tasks are all blocked, or busy, is when the client most needs the answer.
+            let report = statusReport()
+            startThread(name: "swunison-status") { [sender] in try? sender.send(Frame(id, .statusReport(report))) }
         case .cancel:
             let (task, gate, flag, write) = state.withLock {
                 ($0.tasks[id], $0.reads[id], $0.scans[id], $0.writes.removeValue(forKey: id))
             }
             flag?.cancel(); gate?.cancel(); write?.abort("the client cancelled the transfer"); task?.cancel()
         case .ok, .entry, .backupLocation, .failure, .scanBatch, .scanDone, .fileChunk, .fileEnd,
-             .writeCredit, .notice, .fileContents, .writeResults, .digests:
+             .writeCredit, .notice, .fileContents, .writeResults, .digests, .statusReport:
             throw WireError.unexpected("\(frame.message.name) message from the client")
+        }
+    }
+
+    /// What each request in hand is doing: its task runs, or it waits for the client (a streamed
+    /// write for content, a streamed read for credit). For the client's stall watchdog.
+    private func statusReport() -> [RequestStatus] {
+        state.withLock { s in
+            s.tasks.keys.sorted().map { id in
+                if let write = s.writes[id] {
+                    let (waiting, bytes) = write.progress
+                    return RequestStatus(requestID: id, state: waiting ? .waitingForData : .working, bytes: bytes)
+                }
+                if let read = s.reads[id] {
+                    let (waiting, bytes) = read.progress
+                    return RequestStatus(requestID: id, state: waiting ? .waitingForCredit : .working, bytes: bytes)
+                }
+                return RequestStatus(requestID: id, state: .working)
+            }
         }
     }
 
@@ -325,17 +348,22 @@ final class CreditGate: Sendable {
         var cancelled = false
         var waiter: CheckedContinuation<Void, any Error>?
         var needed = 0
+        /// Bytes taken so far (sent, or about to be).
+        var taken: UInt64 = 0
     }
     private let s: Mutex<S>
 
     init(window: Int) { self.window = window; s = Mutex(S(credit: window)) }
+
+    /// Whether the sender waits for credit, and how many bytes it has taken.
+    var progress: (waiting: Bool, bytes: UInt64) { s.withLock { ($0.waiter != nil, $0.taken) } }
 
     /// Waits until `n` bytes may be sent, and takes them.
     func acquire(_ n: Int) async throws {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             let outcome: Result<Void, any Error>? = s.withLock { st in
                 if st.cancelled { return .failure(CancellationError()) }
-                if st.credit >= n { st.credit -= n; return .success(()) }
+                if st.credit >= n { st.credit -= n; st.taken += UInt64(n); return .success(()) }
                 st.waiter = c; st.needed = n
                 return nil
             }
@@ -347,7 +375,7 @@ final class CreditGate: Sendable {
         let c: CheckedContinuation<Void, any Error>? = s.withLock { st in
             st.credit += n
             guard let w = st.waiter, st.credit >= st.needed else { return nil }
-            st.credit -= st.needed; st.waiter = nil
+            st.credit -= st.needed; st.taken += UInt64(st.needed); st.waiter = nil
             return w
         }
         c?.resume()
@@ -374,16 +402,22 @@ final class IncomingContent: FileReader {
         var ended = false
         var abortReason: String?
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
+        /// Content bytes received from the client so far.
+        var received: UInt64 = 0
     }
     private let s = Mutex(S())
     private let grant: @Sendable (Int) -> Void
     private let grantsCredit: Bool
+
+    /// Whether the replica waits for more content, and how many bytes have come.
+    var progress: (waiting: Bool, bytes: UInt64) { s.withLock { ($0.waiter != nil, $0.received) } }
 
     init(first: [UInt8], isComplete: Bool, grant: @escaping @Sendable (Int) -> Void) {
         self.grant = grant
         grantsCredit = !isComplete
         s.withLock { st in
             if !first.isEmpty { st.chunks.append(first); st.buffered = first.count }
+            st.received = UInt64(first.count)
             st.ended = isComplete
         }
     }
@@ -394,6 +428,7 @@ final class IncomingContent: FileReader {
         var overrun = false
         let c: CheckedContinuation<[UInt8]?, any Error>? = s.withLock { st in
             if st.ended || st.abortReason != nil { return nil }
+            st.received += UInt64(data.count)
             if let w = st.waiter { st.waiter = nil; return w }
             st.chunks.append(data)
             st.buffered += data.count

@@ -129,7 +129,7 @@ public struct WireWriter: Sendable {
         case .digestMismatch(let p): u8(3); path(p)
         case let .badRoot(root, message): u8(4); string(root); string(message)
         case .connection(let m): u8(5); string(m)
-        case .other(let m): u8(6); string(m)
+        case .other(let m), .stalled(let m): u8(6); string(m)
         }
     }
 }

@@ -35,6 +35,7 @@ enum RemoteReplicaFactory {
         var endpoint = RemoteEndpoint(destination: destination, ssh: options, prompts: prompts(profile, console),
                                       serverCommand: serverCommand,
                                       deploy: profile.ssh.deployServer, displayName: written)
+        endpoint.stallTimeoutSeconds = profile.ssh.stallTimeoutSeconds
         if !profile.batch && console.stdinIsTerminal && !profile.ssh.deployServer {
             // Interactive: offer to copy swunison when the remote has none (serverdeploy's question).
             let command = serverCommand

@@ -243,38 +243,11 @@ struct SSHRootTests {
     @Test("link killed mid-transfer: retry reconnects (or exit 2 and a rerun converges); no partial file, no temp file left")
     func linkKilledMidTransfer() throws {
         let s = try SSHSandbox("ssh-kill")
-        let chunks = (0..<4).map { _ in randomData(4 << 20) }
-        func content(_ i: Int) -> Data { chunks[i % 4] + Data("\(i)".utf8) }
-        for i in 0..<40 {
-            try FileManager.default.createDirectory(atPath: s.local + "/d\(i % 4)", withIntermediateDirectories: true)
-            try content(i).write(to: URL(fileURLWithPath: s.local + "/d\(i % 4)/big\(i)"))
-        }
+        let content = try s.writeLargeFiles()
         try s.profile("t", ["batch = true", "prefer = newer", "retry = 3"])
 
-        // Run in the background; kill the link once the transfer is under way (the first temp or
-        // real file on the remote side), at the latest after 0.3 s plus connection set-up.
-        nonisolated(unsafe) var outcome: SwunisonBinary.Outcome?
-        nonisolated(unsafe) var failure: Error?
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            do { outcome = try s.run(timeout: 300) } catch { failure = error }
-            done.signal()
-        }
-        let started = Date()
-        var killedAt: TimeInterval?
-        while Date().timeIntervalSince(started) < 60 {
-            let remoteNames = FileManager.default.enumerator(atPath: s.remote)?.allObjects as? [String] ?? []
-            if remoteNames.contains(where: { $0.contains("big") || $0.contains(".swunison") }) {
-                Thread.sleep(forTimeInterval: 0.3)
-                s.server.killSessionProcesses()
-                killedAt = Date().timeIntervalSince(started)
-                break
-            }
-            if done.wait(timeout: .now() + 0.05) == .success { done.signal(); break }
-        }
-        done.wait()
-        if let failure { throw failure }
-        let first = try #require(outcome)
+        // Kill the link once the transfer is under way.
+        let (first, killedAt) = try s.run(timeout: 300) { s.server.killSessionProcesses() }
         #expect(killedAt != nil, "the run finished before the transfer could be interrupted: \(first)")
         #expect(first.status == 0 || first.status == 2, "\(first)")
 
@@ -305,6 +278,46 @@ struct SSHRootTests {
         #expect(SSHSandbox.temporaryFiles(under: s.local).isEmpty, "\(SSHSandbox.temporaryFiles(under: s.local))")
         let leftovers = SSHSandbox.temporaryFiles(under: s.remote)
         #expect(leftovers.isEmpty, "\(leftovers.count) left, owners: \(SSHSandbox.owners(of: leftovers)); \(leftovers)")
+        let again = try s.run()
+        #expect(again.status == 0 && again.stdout.contains("Nothing to do"), "\(again)")
+    }
+}
+
+extension SSHRootTests {
+    @Test("a server that stops answering mid-transfer: exit 3 within stalltimeout, naming what waited; a rerun converges")
+    func stalledServer() throws {
+        let s = try SSHSandbox("ssh-stall")
+        let content = try s.writeLargeFiles()
+        try s.profile("t", ["batch = true", "prefer = newer", "retry = 3", "stalltimeout = 3"])
+
+        // Freeze the remote `swunison server` (SIGSTOP: alive, connected, silent) once the
+        // transfer is under way, as a hung disk or a lost frame would.
+        var stopped: [Int32] = []
+        let (first, stoppedAt) = try s.run(timeout: 120) {
+            stopped = s.server.sessionProcesses.filter { pid in
+                let argv = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                return argv.contains("swunison") && argv.contains("server")
+            }
+            for pid in stopped { kill(pid, SIGSTOP) }
+        }
+        for pid in stopped { kill(pid, SIGKILL) }
+        #expect(!stopped.isEmpty && stoppedAt != nil, "the run finished before the server could be stopped: \(first)")
+        #expect(first.status == 3, "\(first)")
+        let waited = Date().timeIntervalSince(stoppedAt ?? Date())
+        #expect(waited < 30, "the run went on for \(waited) s after the server stopped")
+        #expect(first.stderr.contains("no progress with \(s.url(s.remote))"), "\(first)")
+        #expect(first.stderr.contains("The server did not answer a status request"), "\(first)")
+        #expect(first.stderr.contains("request"), "\(first)")
+        // Not retried, not reconnected: a stall is reported, not hidden.
+        #expect(!first.stderr.contains("reconnecting to"), "\(first)")
+
+        // Whatever arrived is complete, and a rerun converges.
+        for i in 0..<40 where TestFiles.exists(s.remote + "/d\(i % 4)/big\(i)") {
+            #expect(FileManager.default.contents(atPath: s.remote + "/d\(i % 4)/big\(i)") == content(i), "big\(i) is partial")
+        }
+        let rerun = try s.run()
+        #expect(rerun.status == 0, "\(rerun)")
+        #expect(s.inStep, "\(s.listings)")
         let again = try s.run()
         #expect(again.status == 0 && again.stdout.contains("Nothing to do"), "\(again)")
     }

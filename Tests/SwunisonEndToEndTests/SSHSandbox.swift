@@ -91,6 +91,46 @@ extension SSHSandbox {
     }
 }
 
+extension SSHSandbox {
+    /// Forty files of 4 MB in `d0` ... `d3` on the local side (about half a second of copying
+    /// over ssh here); returns each one's content by number (`big0` ... `big39`).
+    func writeLargeFiles() throws -> (Int) -> Data {
+        let chunks = (0..<4).map { _ in randomData(4 << 20) }
+        let content = { (i: Int) -> Data in chunks[i % 4] + Data("\(i)".utf8) }
+        for i in 0..<40 {
+            try FileManager.default.createDirectory(atPath: local + "/d\(i % 4)", withIntermediateDirectories: true)
+            try content(i).write(to: URL(fileURLWithPath: local + "/d\(i % 4)/big\(i)"))
+        }
+        return content
+    }
+
+    /// Runs the binary on another thread and calls `act` once, as soon as the copy is under way
+    /// (the first large or temporary file appears on the remote side). Returns the run's outcome
+    /// and when `act` ran (nil: the run ended first).
+    func run(timeout: TimeInterval, onceCopying act: () -> Void) throws -> (SwunisonBinary.Outcome, Date?) {
+        nonisolated(unsafe) var outcome: Result<SwunisonBinary.Outcome, any Error>?
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            outcome = Result { try self.run(timeout: timeout) }
+            done.signal()
+        }
+        let started = Date()
+        var actedAt: Date?
+        while actedAt == nil && Date().timeIntervalSince(started) < 60 {
+            let remoteNames = FileManager.default.enumerator(atPath: remote)?.allObjects as? [String] ?? []
+            if remoteNames.contains(where: { $0.contains("big") || $0.contains(".swunison") }) {
+                act()
+                actedAt = Date()
+            } else if done.wait(timeout: .now() + 0.02) == .success {
+                done.signal()
+                break
+            }
+        }
+        done.wait()
+        return (try outcome!.get(), actedAt)
+    }
+}
+
 /// Random bytes (so no compression or dedup can hide a short copy).
 func randomData(_ count: Int) -> Data {
     var generator = SystemRandomNumberGenerator()

@@ -28,6 +28,7 @@ import Testing
         ("delay = soon", "bad value 'soon' for delay: expected seconds, e.g. 1, 0.5 or 250ms"),
         ("backuploc = nearby", "bad value 'nearby' for backuploc: expected central or local"),
         ("sshport = 70000", "bad value '70000' for sshport: expected a port number 1-65535"),
+        ("stalltimeout = 0", "bad value '0' for stalltimeout: expected an integer of at least 1"),
         ("ignore = *.tmp", "bad pattern '*.tmp': a pattern must start with Name, Path, BelowPath or Regex in ignore (expected Name, Path, BelowPath or Regex followed by a pattern)"),
         ("ignore = Path /etc", "bad pattern 'Path /etc': 'Path' patterns may not begin with '/'; only relative paths are allowed in ignore (expected Name, Path, BelowPath or Regex followed by a pattern)"),
         ("prefer = gamma", "bad value 'gamma' for prefer: it matches neither root; expected newer, older, or one of the roots '/srv/a' and '/srv/b'"),

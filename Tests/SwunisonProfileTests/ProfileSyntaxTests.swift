@@ -97,6 +97,7 @@ import SwunisonModel
             sshcompression = true
             sshkeepalive = 30
             sshtimeout = 0
+            stalltimeout = 30
             sshport = 2222
             sshuser = alice
             """)
@@ -115,7 +116,7 @@ import SwunisonModel
         #expect(p.delay == 0.25)
         #expect(p.ssh.command == "/usr/bin/ssh" && p.ssh.arguments == "-C" && p.ssh.serverCommand == "/opt/swunison server")
         #expect(p.ssh.addVersionNumber && p.ssh.deployServer && p.ssh.compression)
-        #expect(p.ssh.keepAliveSeconds == 30 && p.ssh.timeoutSeconds == nil)
+        #expect(p.ssh.keepAliveSeconds == 30 && p.ssh.timeoutSeconds == nil && p.ssh.stallTimeoutSeconds == 30)
         #expect(p.ssh.port == 2222 && p.ssh.user == "alice")
         // Accepted, typed, and each noted once with what swunison does instead.
         #expect(p.warnings.map { String($0.message.prefix { $0 != " " }) }.sorted() ==

@@ -178,6 +178,9 @@ public final class SSHServer: @unchecked Sendable {
         }
     }
 
+    /// The processes sshd started for connections (and what they started), parents first.
+    public var sessionProcesses: [Int32] { Self.descendants(of: pid) }
+
     /// All descendants of `root`, parents before children (read from /proc).
     private static func descendants(of root: Int32) -> [Int32] {
         var parentOf: [Int32: Int32] = [:]

@@ -25,7 +25,23 @@ import Testing
             }
         }
         #expect(known == Set(Sample.messages.map(\.type)))
-        #expect(known.count == 35)
+        #expect(known.count == 37)
+    }
+
+    @Test func statusReportLinesSurviveAndAnUnknownStateIsMalformed() throws {
+        let lines = [RequestStatus(requestID: 3, state: .waitingForData, bytes: 299_846),
+                     RequestStatus(requestID: 4, state: .working)]
+        var buffer = InputBuffer(try FrameEncoder().encode(Frame(9, .statusReport(lines))))
+        guard case .statusReport(let got) = try #require(try FrameDecoder().decode(buffer: &buffer)).message else {
+            Issue.record("not a statusReport"); return
+        }
+        #expect(got == lines)
+        // State 4 is not defined.
+        var w = WireWriter()
+        w.u32(0); w.u8(0x4D); w.varint(9); w.count(1); w.varint(3); w.u8(4); w.varint(0)
+        w.setU32(UInt32(w.count - 4), at: 0)
+        var bad = InputBuffer(w.bytes)
+        #expect(throws: WireError.self) { _ = try FrameDecoder().decode(buffer: &bad) }
     }
 
     @Test func roundTripAllAtOnce() throws {

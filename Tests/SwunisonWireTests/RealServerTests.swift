@@ -32,6 +32,23 @@ func swunisonBinary() -> String? {
     return access(path, X_OK) == 0 ? path : nil
 }
 
+/// The built `swunison server` as a child process over pipes, serving a fresh temporary root,
+/// with a client connected to it.
+struct ServerChild {
+    let root: TemporaryDirectory
+    let home: TemporaryDirectory
+    let stream: ChildProcessStream
+    let client: RemoteReplica
+
+    init(_ label: String, displayName: String = "child") async throws {
+        root = try TemporaryDirectory(label + "-root")
+        home = try TemporaryDirectory(label + "-home")
+        stream = try ChildProcessStream(arguments: [swunisonBinary()!, "server"],
+                                        environment: ["HOME": home.path, "SWUNISON": home.appending(".swunison")])
+        client = try await RemoteReplica.connect(over: stream, spec: ReplicaSpec(root: root.path), displayName: displayName)
+    }
+}
+
 func fileEntry(_ data: [UInt8]) -> Entry {
     Entry(kind: .file, size: Int64(data.count), mtime: 1_600_000_000_000_000_000, mode: 0o640,
           digest: XXH3Hasher.digest(data))
@@ -136,11 +153,8 @@ func fileEntry(_ data: [UInt8]) -> Entry {
     }
 
     @Test(.enabled(if: swunisonBinary() != nil)) func aRealServerChild() async throws {
-        let root = try TemporaryDirectory("wire-child")
-        let home = try TemporaryDirectory("wire-home")
-        let child = try ChildProcessStream(arguments: [swunisonBinary()!, "server"],
-                                           environment: ["HOME": home.path, "SWUNISON": home.appending(".swunison")])
-        let client = try await RemoteReplica.connect(over: child, spec: ReplicaSpec(root: root.path), displayName: "child")
+        let server = try await ServerChild("wire-child")
+        let (child, client) = (server.stream, server.client)
         let data = randomBytes(700_000, seed: 5)
         _ = try await client.writeFile(Sample.path("f"), entry: fileEntry(data), from: ArrayReader(data),
                                        replacing: nil, backup: false)

@@ -1,0 +1,131 @@
+import Foundation
+import Glibc
+import SwunisonCore
+import SwunisonFS
+import SwunisonModel
+import SwunisonSSH
+import SwunisonTestSupport
+import Synchronization
+import Testing
+@testable import SwunisonWire
+
+/// The shape of a real tree's first sync (issue 11): batches of small files in flight together
+/// with streamed files just above the inline limit, to the real `swunison server`, over a pipe
+/// and over a real SSH channel. Every file must land whole, and nothing may hang.
+@Suite(.serialized) struct MixedTransferTests {
+    /// Small files per batch, batches, and large files: a few seconds per transport.
+    static let smallPerBatch = 64
+    static let batches = 48
+    static let largeFiles = 64
+
+    @Test(.enabled(if: swunisonBinary() != nil)) func mixedCopiesOverAPipeLandWhole() async throws {
+        let server = try await ServerChild("mixed")
+        try await Self.copyMixedLoad(to: server.client, root: server.root.path, stream: server.stream)
+        await server.client.close()
+    }
+
+    @Test(.enabled(if: swunisonBinary() != nil && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd")))
+    func mixedCopiesOverSSHLandWhole() async throws {
+        let server = try SSHServer()
+        defer { server.stop() }
+        let root = try TemporaryDirectory("mixed-ssh-root")
+        let options = SSHOptions(sshDirectory: server.sshDirectory, knownHostsFile: server.knownHostsFile,
+                                 connectTimeoutSeconds: 10, strictHostKeyChecking: .yes)
+        let endpoint = RemoteEndpoint(destination: SSHDestination(user: server.user, host: "127.0.0.1", port: server.port),
+                                      ssh: options, serverCommand: swunisonBinary()!, deploy: false, displayName: "ssh")
+        let client = try await RemoteConnector.connect(endpoint, spec: ReplicaSpec(root: root.path))
+        try await Self.copyMixedLoad(to: client, root: root.path, stream: nil)
+        await client.close()
+    }
+
+    /// Writes `batches` batches of small files and `largeFiles` streamed files at once, then
+    /// checks each result and each file on disk. A stall longer than a minute fails the test
+    /// (the stream is closed, which fails every pending request) instead of hanging it.
+    static func copyMixedLoad(to client: RemoteReplica, root: String, stream: (any ByteStream)?) async throws {
+        for d in ["small", "large"] {
+            _ = try await client.makeDirectory(Sample.path(d), entry: Entry(kind: .directory, mode: 0o755),
+                                               replacing: nil, backup: false)
+        }
+        let failures = NoticeLog()
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(60))
+            failures.add("the transfers stalled for a minute")
+            stream?.close()
+        }
+        defer { watchdog.cancel() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for b in 0..<max(batches, largeFiles) {
+                if b < batches { group.addTask {
+                    let writes = (0..<smallPerBatch).map { n -> FileWrite in
+                        let data = randomBytes(1_000 + (b * 131 + n * 977) % 15_000, seed: UInt64(b * 1000 + n))
+                        return FileWrite(path: Sample.path("small/b\(b)-\(n)"), entry: fileEntry(data), content: data,
+                                         replacing: nil, backup: false)
+                    }
+                    for (write, result) in zip(writes, try await client.writeFiles(writes)) {
+                        if case .failure(let e) = result { failures.add("\(write.path): \(e)") }
+                    }
+                } }
+                if b < largeFiles {
+                    group.addTask {
+                        // Sizes just above the 256 KiB inline limit, up to 1.5 MB, read in one
+                        // chunk of up to 1 MiB as a local file reader does.
+                        let data = largeContent(b)
+                        do {
+                            _ = try await client.writeFile(Sample.path("large/f\(b)"), entry: fileEntry(data),
+                                                           from: ArrayReader(data, chunk: 1 << 20),
+                                                           replacing: nil, backup: false)
+                        } catch {
+                            failures.add("large/f\(b): \(error)")
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(failures.all == [])
+        for b in 0..<largeFiles {
+            #expect(FileManager.default.contents(atPath: "\(root)/large/f\(b)") == Data(largeContent(b)), "large/f\(b)")
+        }
+        let smallCount = (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/small").count) ?? 0
+        #expect(smallCount == batches * smallPerBatch)
+    }
+
+    static func largeContent(_ n: Int) -> [UInt8] {
+        randomBytes(262_145 + (n * 48_611) % 1_250_000, seed: UInt64(90_000 + n))
+    }
+}
+
+/// Deterministic versions of the races the mixed load could hit.
+@Suite struct TransferOrderTests {
+    /// A streamed write's request frame was sent by another task than its chunks: when that task
+    /// was slow to hand it to the sender (here: held up on purpose), `writeChunk` and `writeEnd`
+    /// reached the server first, which dropped them as frames of an unknown request. The file then
+    /// failed its digest check ("content changed while being copied") or, when `writeEnd` was
+    /// lost, the server waited for the rest of it forever (issue 11).
+    @Test(.enabled(if: swunisonBinary() != nil), .timeLimit(.minutes(1)))
+    func aStreamedWritesChunksNeverOvertakeItsRequest() async throws {
+        let server = try await ServerChild("order")
+        let (root, child, client) = (server.root, server.stream, server.client)
+        client.core.testHooks.withLock {
+            $0.beforeRequest = { message in
+                if case .writeFile = message { usleep(200_000) }
+            }
+        }
+        // 299,846 bytes, read as one chunk: nothing travels inline, two chunks and the end follow.
+        let data = randomBytes(299_846, seed: 42)
+        let written = Task {
+            try await client.writeFile(Sample.path("f"), entry: fileEntry(data), from: ArrayReader(data, chunk: 1 << 20),
+                                       replacing: nil, backup: false)
+        }
+        // Without the fix the server waits for the lost end: give it 10 s, then break the link.
+        let breaker = Task {
+            try await Task.sleep(for: .seconds(10))
+            child.close()
+        }
+        let outcome = await written.result
+        breaker.cancel()
+        #expect(try outcome.get().digest == XXH3Hasher.digest(data))
+        #expect(FileManager.default.contents(atPath: root.appending("f")) == Data(data))
+        await client.close()
+    }
+}
