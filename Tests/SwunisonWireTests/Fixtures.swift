@@ -251,11 +251,14 @@ final class ArrayReader: FileReader, @unchecked Sendable {
     private let lock = NSLock()
     /// When set, reading past this offset throws (a source failing mid-transfer).
     var failAt: Int?
+    /// When set, every read after the first waits this long first (a slow disk).
+    var pauseAfterFirstRead: Duration?
 
     init(_ data: [UInt8], chunk: Int = 100_000) { self.data = data; self.chunk = chunk }
 
     func read() async throws -> [UInt8]? {
-        try lock.withLock {
+        if let pause = pauseAfterFirstRead, lock.withLock({ offset > 0 }) { try await Task.sleep(for: pause) }
+        return try lock.withLock {
             if let f = failAt, offset >= f { throw ReplicaError.other("source broke") }
             guard offset < data.count else { return nil }
             let end = min(offset + chunk, data.count)

@@ -95,15 +95,30 @@ import Testing
     }
 }
 
-/// Deterministic versions of the races the mixed load could hit.
+/// Deterministic versions of the race the mixed load hit (issue 11): a streamed write's request
+/// frame was sent by another task than its chunks. When that task was slow to hand it to the
+/// sender (here: held up on purpose, 200 ms between its registration and its send), chunks
+/// reached the server first, which dropped them as frames of an unknown request.
 @Suite struct TransferOrderTests {
-    /// A streamed write's request frame was sent by another task than its chunks: when that task
-    /// was slow to hand it to the sender (here: held up on purpose), `writeChunk` and `writeEnd`
-    /// reached the server first, which dropped them as frames of an unknown request. The file then
-    /// failed its digest check ("content changed while being copied") or, when `writeEnd` was
-    /// lost, the server waited for the rest of it forever (issue 11).
+    /// All of a file's frames overtake its request, `writeEnd` included: the server then waits
+    /// for the rest of the file forever (the hang of issue 11; here the link is broken after 10 s).
     @Test(.enabled(if: swunisonBinary() != nil), .timeLimit(.minutes(1)))
-    func aStreamedWritesChunksNeverOvertakeItsRequest() async throws {
+    func aStreamedWritesEndNeverOvertakesItsRequest() async throws {
+        // 299,846 bytes, read as one chunk: nothing travels inline, two chunks and the end follow.
+        try await Self.writeWithRequestHeldBack(randomBytes(299_846, seed: 42), pause: nil)
+    }
+
+    /// Only the first chunks overtake the request (the rest are read later): the server gets the
+    /// file without them, and its digest check fails ("content changed while being copied", the
+    /// wrong failures of issue 11).
+    @Test(.enabled(if: swunisonBinary() != nil), .timeLimit(.minutes(1)))
+    func aStreamedWritesFirstChunksNeverOvertakeItsRequest() async throws {
+        try await Self.writeWithRequestHeldBack(randomBytes(600_000, seed: 43), pause: .milliseconds(400))
+    }
+
+    /// Writes `data` to a real server child, read in chunks of 300,000 bytes (with `pause` before
+    /// each read after the first), with the request frame held back; the file must land whole.
+    static func writeWithRequestHeldBack(_ data: [UInt8], pause: Duration?) async throws {
         let server = try await ServerChild("order")
         let (root, child, client) = (server.root, server.stream, server.client)
         client.core.testHooks.withLock {
@@ -111,13 +126,12 @@ import Testing
                 if case .writeFile = message { usleep(200_000) }
             }
         }
-        // 299,846 bytes, read as one chunk: nothing travels inline, two chunks and the end follow.
-        let data = randomBytes(299_846, seed: 42)
+        let source = ArrayReader(data, chunk: 300_000)
+        source.pauseAfterFirstRead = pause
         let written = Task {
-            try await client.writeFile(Sample.path("f"), entry: fileEntry(data), from: ArrayReader(data, chunk: 1 << 20),
-                                       replacing: nil, backup: false)
+            try await client.writeFile(Sample.path("f"), entry: fileEntry(data), from: source, replacing: nil, backup: false)
         }
-        // Without the fix the server waits for the lost end: give it 10 s, then break the link.
+        // A server waiting for a lost end would wait forever: break the link after 10 s.
         let breaker = Task {
             try await Task.sleep(for: .seconds(10))
             child.close()
