@@ -375,8 +375,10 @@ final class ClientCore: Sendable {
 
     /// Sends a stream-control frame (chunks, credit, cancel).
     func sendRaw(_ frame: Frame) throws {
-        if testHooks.withLock({ $0.dropFrame })?(frame) == true { return }
+        let hooks = testHooks.withLock { $0 }
+        if hooks.dropFrame?(frame) == true { return }
         try sendEncoded { () throws in try sender.send(frame) }
+        hooks.afterFrame?(frame)
     }
 
     /// Sends an already encoded frame that expects no reply of its own (a `baselineBatch`).
@@ -491,6 +493,8 @@ struct ClientTestHooks: Sendable {
     /// Returns true for a stream-control frame that must be lost instead of sent (a frame that
     /// overtook its request, as in issue 11, is lost the same way on the server).
     var dropFrame: (@Sendable (Frame) -> Bool)?
+    /// Runs after a stream-control frame was handed to the sender.
+    var afterFrame: (@Sendable (Frame) -> Void)?
 }
 
 /// Pending requests that need to know their id once registered.

@@ -97,15 +97,21 @@ import Testing
 
 /// Deterministic versions of the race the mixed load hit (issue 11): a streamed write's request
 /// frame was sent by another task than its chunks. When that task was slow to hand it to the
-/// sender (here: held up on purpose, 200 ms between its registration and its send), chunks
-/// reached the server first, which dropped them as frames of an unknown request.
-@Suite struct TransferOrderTests {
+/// sender, chunks reached the server first, which dropped them as frames of an unknown request.
+/// Here the request is held between its registration and its send until a given frame of the
+/// file has been handed to the sender (or for 3 s, which is what happens with the fix: the
+/// file's frames come after its request).
+/// Serialized: each test holds one of the few threads of Swift's cooperative pool in its hook, and
+/// the file's task needs another one to get ahead.
+@Suite(.serialized) struct TransferOrderTests {
     /// All of a file's frames overtake its request, `writeEnd` included: the server then waits
     /// for the rest of the file forever (the hang of issue 11; here the link is broken after 10 s).
     @Test(.enabled(if: swunisonBinary() != nil), .timeLimit(.minutes(1)))
     func aStreamedWritesEndNeverOvertakesItsRequest() async throws {
         // 299,846 bytes, read as one chunk: nothing travels inline, two chunks and the end follow.
-        try await Self.writeWithRequestHeldBack(randomBytes(299_846, seed: 42), pause: nil)
+        try await Self.writeWithRequestHeldBack(randomBytes(299_846, seed: 42), pause: nil) {
+            if case .writeEnd = $0 { true } else { false }
+        }
     }
 
     /// Only the first chunks overtake the request (the rest are read later): the server gets the
@@ -113,17 +119,25 @@ import Testing
     /// wrong failures of issue 11).
     @Test(.enabled(if: swunisonBinary() != nil), .timeLimit(.minutes(1)))
     func aStreamedWritesFirstChunksNeverOvertakeItsRequest() async throws {
-        try await Self.writeWithRequestHeldBack(randomBytes(600_000, seed: 43), pause: .milliseconds(400))
+        try await Self.writeWithRequestHeldBack(randomBytes(600_000, seed: 43), pause: .milliseconds(400)) {
+            if case .writeChunk = $0 { true } else { false }
+        }
     }
 
     /// Writes `data` to a real server child, read in chunks of 300,000 bytes (with `pause` before
-    /// each read after the first), with the request frame held back; the file must land whole.
-    static func writeWithRequestHeldBack(_ data: [UInt8], pause: Duration?) async throws {
+    /// each read after the first), with the request frame held back until a frame for which
+    /// `releases` is true has been handed to the sender (3 s at most); the file must land whole.
+    static func writeWithRequestHeldBack(_ data: [UInt8], pause: Duration?,
+                                         releases: @escaping @Sendable (Message) -> Bool) async throws {
         let server = try await ServerChild("order")
         let (root, child, client) = (server.root, server.stream, server.client)
+        let released = DispatchSemaphore(value: 0)
         client.core.testHooks.withLock {
             $0.beforeRequest = { message in
-                if case .writeFile = message { usleep(200_000) }
+                if case .writeFile = message { _ = released.wait(timeout: .now() + 3) }
+            }
+            $0.afterFrame = { frame in
+                if releases(frame.message) { released.signal() }
             }
         }
         let source = ArrayReader(data, chunk: 300_000)
