@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "SwunisonCore", dependencies: [
             "SwunisonModel", "SwunisonProfile", "SwunisonStorage", "SwunisonFS", "SwunisonReconcile",
             .product(name: "Logging", package: "swift-log"),
-        ], exclude: ["DESIGN-NOTES.md"]),
+        ], exclude: ["DESIGN.md", "DESIGN-NOTES.md"]),
         .target(name: "SwunisonWire", dependencies: [
             "SwunisonModel", "SwunisonCore", "SwunisonFS", "SwunisonStorage", "SwunisonSSH",
         ], exclude: ["PROTOCOL.md"]),
