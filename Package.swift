@@ -24,25 +24,27 @@ let package = Package(
         .target(name: "SwunisonStorage", dependencies: ["SwunisonModel", "CSQLite"], swiftSettings: hotPath),
         .target(name: "SwunisonFS", dependencies: ["SwunisonModel", "CSwunisonShims", "CCrypto"], swiftSettings: hotPath),
         .target(name: "SwunisonReconcile", dependencies: ["SwunisonModel"]),
+        // The contract between the engine and a copy of the tree (local, or over the wire).
+        .target(name: "SwunisonReplica", dependencies: ["SwunisonModel", "SwunisonFS"]),
         .target(name: "SwunisonSSH", dependencies: ["CLibSSH"]),
         .target(name: "SwunisonCore", dependencies: [
-            "SwunisonModel", "SwunisonProfile", "SwunisonStorage", "SwunisonFS", "SwunisonReconcile",
+            "SwunisonModel", "SwunisonProfile", "SwunisonStorage", "SwunisonFS", "SwunisonReconcile", "SwunisonReplica",
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["DESIGN.md", "DESIGN-NOTES.md"]),
         .target(name: "SwunisonWire", dependencies: [
-            "SwunisonModel", "SwunisonCore", "SwunisonFS", "SwunisonStorage", "SwunisonSSH",
+            "SwunisonModel", "SwunisonReplica", "SwunisonFS", "SwunisonSSH",
         ], exclude: ["PROTOCOL.md"]),
 
         // The thin command-line front end.
         .executableTarget(name: "swunison", dependencies: [
-            "SwunisonCore", "SwunisonProfile", "SwunisonWire", "SwunisonModel", "SwunisonFS",
+            "SwunisonCore", "SwunisonReplica", "SwunisonProfile", "SwunisonWire", "SwunisonModel", "SwunisonFS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Helpers shared by the test targets: temp dirs, a private sshd, running the built binary,
         // a replica that forwards to another.
-        .target(name: "SwunisonTestSupport", dependencies: ["SwunisonModel", "SwunisonCore"], path: "Tests/SwunisonTestSupport"),
+        .target(name: "SwunisonTestSupport", dependencies: ["SwunisonModel", "SwunisonReplica"], path: "Tests/SwunisonTestSupport"),
 
         .testTarget(name: "SwunisonModelTests", dependencies: ["SwunisonModel"]),
         .testTarget(name: "SwunisonProfileTests", dependencies: ["SwunisonProfile", "SwunisonModel"]),
@@ -50,10 +52,10 @@ let package = Package(
         .testTarget(name: "SwunisonFSTests", dependencies: ["SwunisonFS", "SwunisonModel"]),
         .testTarget(name: "SwunisonReconcileTests", dependencies: ["SwunisonReconcile", "SwunisonModel"]),
         .testTarget(name: "SwunisonCoreTests", dependencies: [
-            "SwunisonCore", "SwunisonModel", "SwunisonProfile", "SwunisonFS", "SwunisonStorage", "SwunisonTestSupport",
+            "SwunisonCore", "SwunisonReplica", "SwunisonModel", "SwunisonProfile", "SwunisonFS", "SwunisonStorage", "SwunisonTestSupport",
         ]),
         .testTarget(name: "SwunisonWireTests", dependencies: [
-            "SwunisonWire", "SwunisonCore", "SwunisonModel", "SwunisonFS", "SwunisonSSH", "SwunisonStorage",
+            "SwunisonWire", "SwunisonCore", "SwunisonReplica", "SwunisonModel", "SwunisonFS", "SwunisonSSH", "SwunisonStorage",
             "SwunisonReconcile", "SwunisonTestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SwunisonSSHTests", dependencies: ["SwunisonSSH", "SwunisonTestSupport"]),

@@ -1,4 +1,5 @@
 import Synchronization
+import SwunisonReplica
 import SwunisonModel
 
 /// A replica reached over a connection that may break (a distant host over SSH): when a call

@@ -1,4 +1,4 @@
-import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 
 /// The first message each way: who we are and which protocol versions we speak.

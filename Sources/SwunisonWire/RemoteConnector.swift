@@ -1,6 +1,6 @@
 import Glibc
 import Synchronization
-import SwunisonCore
+import SwunisonReplica
 import SwunisonFS
 import SwunisonModel
 import SwunisonSSH

@@ -1,6 +1,6 @@
 import Glibc
 import Synchronization
-import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 
 /// A ``Replica`` on the far side of a ``ByteStream``, served by `swunison server`

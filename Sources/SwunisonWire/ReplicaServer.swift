@@ -1,6 +1,6 @@
 import Glibc
 import Synchronization
-import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 
 /// Serves one ``Replica`` to one client over a ``ByteStream``: `swunison server`.

@@ -1,6 +1,6 @@
 import Glibc
 import Synchronization
-import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 
 /// Notices when a connection's requests stop moving, and says which ones wait, on which side.

@@ -1,4 +1,4 @@
-import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 
 /// Appends protocol fields to a byte array: big-endian fixed integers, LEB128 varints,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SwunisonCore
+import SwunisonReplica
 import SwunisonFS
 import SwunisonProfile
 import SwunisonStorage

@@ -1,5 +1,6 @@
 import Glibc
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import SwunisonProfile
 import SwunisonSSH

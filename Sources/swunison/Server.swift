@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import SwunisonWire
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import SwunisonCore
+import SwunisonReplica
 import SwunisonFS
 import SwunisonModel
 import SwunisonProfile

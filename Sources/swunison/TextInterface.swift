@@ -1,5 +1,6 @@
 import Synchronization
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import SwunisonReconcile
 

@@ -3,6 +3,7 @@ import SwunisonModel
 import SwunisonStorage
 import SwunisonTestSupport
 @testable import SwunisonCore
+import SwunisonReplica
 
 /// A full scan's cache rows are written on a queue of their own (BackgroundRewrite).
 @Suite struct BackgroundRewriteTests {

@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import SwunisonReconcile
 import SwunisonStorage

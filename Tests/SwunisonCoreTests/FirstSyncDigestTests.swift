@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SwunisonCore
+import SwunisonReplica
 import SwunisonFS
 import SwunisonModel
 import SwunisonStorage

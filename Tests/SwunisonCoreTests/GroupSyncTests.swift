@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import SwunisonCore
+import SwunisonReplica
 
 /// Group commit (Invariant 1: a file's data is durable before its rename): every waiter returns
 /// only after a sync that *started* after it called, syncs are shared, and a failing sync fails

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import SwunisonReconcile
 import SwunisonTestSupport

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import SwunisonReconcile
 import SwunisonStorage

@@ -1,4 +1,4 @@
-import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 
 /// A replica that forwards every call to a real one; tests subclass it and override the calls

@@ -1,4 +1,5 @@
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import Testing
 @testable import SwunisonWire

@@ -1,5 +1,6 @@
 import Foundation
 import SwunisonCore
+import SwunisonReplica
 import SwunisonFS
 import SwunisonModel
 import SwunisonTestSupport

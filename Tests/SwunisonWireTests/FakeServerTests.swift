@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SwunisonCore
+import SwunisonReplica
 import SwunisonModel
 import SwunisonReconcile
 import SwunisonStorage

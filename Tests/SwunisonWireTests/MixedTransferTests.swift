@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SwunisonCore
+import SwunisonReplica
 import SwunisonFS
 import SwunisonModel
 import SwunisonSSH

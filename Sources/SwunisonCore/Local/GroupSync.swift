@@ -1,4 +1,5 @@
 import Dispatch
+import SwunisonReplica
 import Synchronization
 
 /// Group commit for file content: many writers share one `syncfs(2)` instead of an fdatasync

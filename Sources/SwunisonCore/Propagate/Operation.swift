@@ -1,4 +1,5 @@
 import SwunisonModel
+import SwunisonReplica
 
 /// One change to make on one replica, derived from a plan item: the smallest unit Propagate runs
 /// and records. Operations on a path run only after its parent directory exists (creations go

@@ -1,4 +1,5 @@
 import SwunisonFS
+import SwunisonReplica
 import SwunisonModel
 import SwunisonReconcile
 

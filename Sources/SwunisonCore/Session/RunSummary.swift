@@ -1,4 +1,5 @@
 import SwunisonModel
+import SwunisonReplica
 import SwunisonReconcile
 
 /// What a run did, for the summary line, the log and the exit code.

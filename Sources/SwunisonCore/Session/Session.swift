@@ -1,4 +1,5 @@
 import Dispatch
+import SwunisonReplica
 import Glibc
 import Logging
 import Synchronization

@@ -1,4 +1,5 @@
 import SwunisonModel
+import SwunisonReplica
 import SwunisonReconcile
 
 /// How a run talks to its user: the CLI implements it for a terminal (interactive), for batch

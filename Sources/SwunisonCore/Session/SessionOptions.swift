@@ -1,4 +1,5 @@
 import SwunisonModel
+import SwunisonReplica
 import SwunisonReconcile
 
 /// Everything a run needs from the profile, already typed and checked (the CLI builds it from
