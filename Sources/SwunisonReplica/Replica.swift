@@ -82,6 +82,13 @@ public protocol Replica: AnyObject, Sendable {
     /// (nil = gone), then the new snapshot id. Called once, after propagation.
     func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws
 
+    /// Starts watching the replica for changes (watch mode). The watches are in place when this
+    /// returns, so a scan started afterwards misses nothing that happens from then on. Changes
+    /// this replica object makes itself are not reported to this watch (no ping-pong); changes
+    /// anyone else makes are, even to a path it just wrote. Replicas that cannot watch throw
+    /// ``WatchUnavailable``.
+    func watch(_ request: WatchRequest) async throws -> any ChangeSource
+
     /// Ends the session with the replica (flushes, closes connections).
     func close() async
 }
@@ -121,6 +128,10 @@ public struct FileWrite: Sendable {
 }
 
 extension Replica {
+    public func watch(_ request: WatchRequest) async throws -> any ChangeSource {
+        throw WatchUnavailable("\(displayName) cannot be watched")
+    }
+
     public func readFiles(_ requests: [FileReadRequest]) async throws -> [Result<[UInt8], ReplicaError>] {
         await readFilesOneByOne(requests)
     }

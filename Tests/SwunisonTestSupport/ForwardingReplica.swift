@@ -43,5 +43,6 @@ open class ForwardingReplica: Replica, @unchecked Sendable {
     open func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
         try await inner.commitBaseline(updates, snapshot: snapshot)
     }
+    open func watch(_ request: WatchRequest) async throws -> any ChangeSource { try await inner.watch(request) }
     open func close() async { await inner.close() }
 }
