@@ -26,9 +26,12 @@ let package = Package(
         .target(name: "SwunisonReconcile", dependencies: ["SwunisonModel"]),
         // The contract between the engine and a copy of the tree (local, or over the wire).
         .target(name: "SwunisonReplica", dependencies: ["SwunisonModel", "SwunisonFS"]),
+        // Watch mode: inotify on a tree, change notices for the Replica contract.
+        .target(name: "SwunisonWatch", dependencies: ["SwunisonModel", "SwunisonFS", "SwunisonReplica"]),
         .target(name: "SwunisonSSH", dependencies: ["CLibSSH"]),
         .target(name: "SwunisonCore", dependencies: [
             "SwunisonModel", "SwunisonProfile", "SwunisonStorage", "SwunisonFS", "SwunisonReconcile", "SwunisonReplica",
+            "SwunisonWatch",
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["DESIGN.md", "DESIGN-NOTES.md"]),
         .target(name: "SwunisonWire", dependencies: [
@@ -59,6 +62,9 @@ let package = Package(
             "SwunisonReconcile", "SwunisonTestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SwunisonSSHTests", dependencies: ["SwunisonSSH", "SwunisonTestSupport"]),
+        .testTarget(name: "SwunisonWatchTests", dependencies: [
+            "SwunisonWatch", "SwunisonReplica", "SwunisonFS", "SwunisonModel", "SwunisonTestSupport",
+        ]),
         .testTarget(name: "SwunisonEndToEndTests", dependencies: ["SwunisonModel", "SwunisonTestSupport"]),
     ]
 )
