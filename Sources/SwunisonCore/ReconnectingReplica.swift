@@ -164,6 +164,17 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     public func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
         try await using { try await $0.commitBaseline(updates, snapshot: snapshot) }
     }
+    public func watch(_ request: WatchRequest) async throws -> any ChangeSource {
+        try await using { try await $0.watch(request) }
+    }
+
+    /// Closes the live connection, if any, so that the next call connects anew: what watch mode
+    /// does after a connection stalled (a batch run stops instead, and keeps it broken).
+    public func dropConnection() async {
+        let live = current.withLock { held -> (any Replica)? in defer { held = nil }; return held }
+        await live?.close()
+    }
+
     public func close() async {
         if let first = firstConnection.withLock({ held in defer { held = nil }; return held }),
            let made = try? await first.value {

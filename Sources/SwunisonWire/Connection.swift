@@ -145,7 +145,7 @@ public enum ProtocolVersions {
     /// longer speaks version 1 (PROTOCOL.md, "Versioning rules").
     public static let supported: ClosedRange<UInt16> = 2...2
     /// Features this release offers (both sides must list one to use it).
-    public static let features: [String] = ["notice", batchFiles, digestFiles, status]
+    public static let features: [String] = ["notice", batchFiles, digestFiles, status, watch]
     /// `readFiles` / `writeFiles`: many small files in one request (a server without it gets
     /// one request per file).
     public static let batchFiles = "batch-files"
@@ -155,6 +155,9 @@ public enum ProtocolVersions {
     /// `status`: the client may ask what the server is doing with its requests (the stall
     /// watchdog's question; a server without it is judged by the frames it sends alone).
     public static let status = "status"
+    /// `watch`: the client may ask the server to watch its replica and push change notices
+    /// (watch mode on an ssh root).
+    public static let watch = "watch"
     /// Test hook: when set to N, this side claims to speak only version N.
     public static let environmentVariable = "SWUNISON_TEST_PROTOCOL_VERSION"
 

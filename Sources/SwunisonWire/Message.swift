@@ -104,6 +104,9 @@ public enum Message: Sendable {
     /// Feature `status`: what the server is doing with each request it has in hand; the reply
     /// is ``statusReport(_:)``. The client's stall watchdog asks when nothing has moved for a while.
     case status
+    /// Feature `watch`: start watching the replica; answered by `ok` once the watches are in
+    /// place, then by ``changeNotices(_:)`` whenever something changed, until `cancel`.
+    case watch(WatchRequest)
 
     // Stream control, client to server (request id of the stream).
     case writeChunk([UInt8])
@@ -132,6 +135,8 @@ public enum Message: Sendable {
     case notice(String)
     /// Feature `status`: one line per request the server has in hand, in request order.
     case statusReport([RequestStatus])
+    /// Feature `watch`: what the watch saw since its last notices (the watch request's id).
+    case changeNotices([ChangeNotice])
 
     /// The type byte that starts the frame payload.
     public var type: UInt8 {
@@ -154,6 +159,7 @@ public enum Message: Sendable {
         case .writeFiles: return 0x1D
         case .digestFiles: return 0x1E
         case .status: return 0x1F
+        case .watch: return 0x30
         case .writeChunk: return 0x20
         case .writeEnd: return 0x21
         case .writeAbort: return 0x22
@@ -173,6 +179,7 @@ public enum Message: Sendable {
         case .writeResults: return 0x4B
         case .digests: return 0x4C
         case .statusReport: return 0x4D
+        case .changeNotices: return 0x4E
         }
     }
 
@@ -197,6 +204,7 @@ public enum Message: Sendable {
         case .writeFiles: return "writeFiles"
         case .digestFiles: return "digestFiles"
         case .status: return "status"
+        case .watch: return "watch"
         case .writeChunk: return "writeChunk"
         case .writeEnd: return "writeEnd"
         case .writeAbort: return "writeAbort"
@@ -216,6 +224,7 @@ public enum Message: Sendable {
         case .writeResults: return "writeResults"
         case .digests: return "digests"
         case .statusReport: return "statusReport"
+        case .changeNotices: return "changeNotices"
         }
     }
 
@@ -261,6 +270,16 @@ public enum Message: Sendable {
         case .statusReport(let lines):
             w.count(lines.count)
             for line in lines { w.varint(line.requestID); w.u8(line.state.rawValue); w.varint(line.bytes) }
+        case .watch(let r):
+            w.count(r.paths.count); for p in r.paths { w.path(p) }
+            w.count(r.ignore.count); for s in r.ignore { w.string(s) }
+            w.count(r.ignoreNot.count); for s in r.ignoreNot { w.string(s) }
+            if let limit = r.watchLimit { w.u8(1); w.count(max(0, limit)) } else { w.u8(0) }
+            w.varint(UInt64(max(0, r.holdWhileWritingNanoseconds)))
+            w.string(r.cacheKey)
+        case .changeNotices(let notices):
+            w.count(notices.count)
+            for notice in notices { w.changeNotice(notice) }
         }
     }
 
@@ -359,6 +378,24 @@ public enum Message: Sendable {
             }
             m = .writeFiles(writes)
         case 0x1F: m = .status
+        case 0x30:
+            var paths: [RelativePath] = [], ignore: [String] = [], ignoreNot: [String] = []
+            for _ in 0..<(try r.count()) { paths.append(try r.path()) }
+            for _ in 0..<(try r.count()) { ignore.append(try r.string()) }
+            for _ in 0..<(try r.count()) { ignoreNot.append(try r.string()) }
+            var limit: Int?
+            switch try r.u8() {
+            case 0: limit = nil
+            case 1:
+                let n = try r.varint()
+                guard n <= UInt64(Int32.max) else { throw .malformed("watch limit \(n)") }
+                limit = Int(n)
+            case let tag: throw .malformed("watch limit tag \(tag)")
+            }
+            let hold = try r.varint()
+            guard hold <= UInt64(Int64.max) else { throw .malformed("hold time \(hold)") }
+            m = .watch(WatchRequest(paths: paths, ignore: ignore, ignoreNot: ignoreNot, watchLimit: limit,
+                                    holdWhileWritingNanoseconds: Int64(hold), cacheKey: try r.string()))
         case 0x20: m = .writeChunk(try r.blob())
         case 0x21: m = .writeEnd
         case 0x22: m = .writeAbort(try r.string())
@@ -403,6 +440,10 @@ public enum Message: Sendable {
                 lines.append(RequestStatus(requestID: id, state: state, bytes: try r.varint()))
             }
             m = .statusReport(lines)
+        case 0x4E:
+            var notices: [ChangeNotice] = []
+            for _ in 0..<(try r.count()) { notices.append(try r.changeNotice()) }
+            m = .changeNotices(notices)
         default: throw .unknownMessage(type: type)
         }
         guard r.isAtEnd else { throw .malformed("\(r.remaining) stray bytes after a \(m.name) message") }

@@ -198,6 +198,22 @@ public final class RemoteReplica: Replica, Sendable {
         }
     }
 
+    /// Asks the server to watch its replica (feature `watch`): returns once the watches are in
+    /// place there; notices then come as the server pushes them.
+    public func watch(_ request: WatchRequest) async throws -> any ChangeSource {
+        guard features.contains(ProtocolVersions.watch) else {
+            throw WatchUnavailable("\(displayName): the swunison server there cannot watch (its protocol lacks the "
+                + "feature `watch`, which swunison \(SwunisonVersion.current) has): install swunison "
+                + "\(SwunisonVersion.current) there, or set serverdeploy = true")
+        }
+        let watch = RemoteWatch(core: core)
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            watch.started = c
+            core.send(.watch(request), to: watch)
+        }
+        return watch
+    }
+
     /// Asks the server to finish its requests and close its replica, then closes the stream.
     public func close() async {
         _ = try? await core.request(.shutdown)
@@ -313,7 +329,7 @@ final class ClientCore: Sendable {
     /// false once there is nothing more to watch.
     private func watchOnce(_ watchdog: StallWatchdog) -> Bool {
         let (waiting, broken, canAsk) = s.withLock { st in
-            (st.pending.values.contains { !$0.label.isStatusProbe }, st.broken != nil,
+            (st.pending.values.contains { !$0.label.isLongLived }, st.broken != nil,
              st.features.contains(ProtocolVersions.status))
         }
         if broken { return false }
@@ -328,7 +344,7 @@ final class ClientCore: Sendable {
             return true
         case .stalled(let seconds):
             let (waitingRequests, features) = s.withLock { st in
-                (st.pending.filter { !$0.value.label.isStatusProbe }.sorted { $0.key < $1.key }
+                (st.pending.filter { !$0.value.label.isLongLived }.sorted { $0.key < $1.key }
                     .map { (id: $0.key, label: $0.value.label, here: $0.value.request.progressNote) }, st.features)
             }
             let report = watchdog.report(about: displayName, seconds: seconds, waiting: waitingRequests,
@@ -802,5 +818,82 @@ final class WriteUpload: PendingRequest, IdentifiedPending {
         }
         creditWaiter?.resume(throwing: stop)
         waiter?.resume(with: value)
+    }
+}
+
+/// A watch on the server's replica: notices queue here as the server pushes them, until
+/// `stop()` cancels the request or the connection ends (then `next()` throws).
+final class RemoteWatch: PendingRequest, IdentifiedPending, ChangeSource {
+    private let core: ClientCore
+    private struct S {
+        var id: UInt64 = 0
+        var started: CheckedContinuation<Void, any Error>?
+        var notices: [ChangeNotice] = []
+        var waiter: CheckedContinuation<[ChangeNotice], any Error>?
+        var error: (any Error)?
+    }
+    private let s = Mutex(S())
+
+    init(core: ClientCore) { self.core = core }
+
+    var started: CheckedContinuation<Void, any Error>? {
+        get { s.withLock { $0.started } }
+        set { s.withLock { $0.started = newValue } }
+    }
+
+    func assign(_ id: UInt64) { s.withLock { $0.id = id } }
+
+    func deliver(_ message: Message) -> Bool {
+        switch message {
+        case .ok:
+            s.withLock { st in defer { st.started = nil }; return st.started }?.resume()
+            return false
+        case .changeNotices(let notices):
+            let ready = s.withLock { st -> (CheckedContinuation<[ChangeNotice], any Error>, [ChangeNotice])? in
+                st.notices += notices
+                guard let waiter = st.waiter, !st.notices.isEmpty else { return nil }
+                defer { st.waiter = nil; st.notices = [] }
+                return (waiter, st.notices)
+            }
+            if let (waiter, notices) = ready { waiter.resume(returning: notices) }
+            return false
+        case .failure(let error):
+            end(error)
+            return true
+        default:
+            end(ReplicaError.connection("unexpected \(message.name) reply to watch"))
+            return true
+        }
+    }
+
+    func fail(_ error: ReplicaError) { end(error) }
+
+    private func end(_ error: any Error) {
+        let (started, waiter) = s.withLock { st in
+            if st.error == nil { st.error = error }
+            defer { st.started = nil; st.waiter = nil }
+            return (st.started, st.waiter)
+        }
+        started?.resume(throwing: error)
+        waiter?.resume(throwing: error)
+    }
+
+    func next() async throws -> [ChangeNotice] {
+        try await withCheckedThrowingContinuation { c in
+            let ready = s.withLock { st -> Result<[ChangeNotice], any Error>? in
+                if !st.notices.isEmpty { defer { st.notices = [] }; return .success(st.notices) }
+                if let error = st.error { return .failure(error) }
+                st.waiter = c
+                return nil
+            }
+            if let ready { c.resume(with: ready) }
+        }
+    }
+
+    func stop() async {
+        let id = s.withLock { $0.id }
+        end(WatchUnavailable("the watch was stopped"))
+        core.forget(id)
+        try? core.sendRaw(Frame(id, .cancel))
     }
 }

@@ -34,6 +34,8 @@ public final class ReplicaServer: Sendable {
         var writes: [UInt64: IncomingContent] = [:]
         var reads: [UInt64: CreditGate] = [:]
         var scans: [UInt64: CancelFlag] = [:]
+        /// Watch requests: they last until cancelled, and are not work in hand (`status`).
+        var watches: Set<UInt64> = []
         var baselines: [UInt64: [BaselineUpdate]] = [:]
         /// Why staging a commit's updates failed (the commit then fails with it).
         var stagingFailures: [UInt64: any Error] = [:]
@@ -206,7 +208,12 @@ public final class ReplicaServer: Sendable {
                 return .ok
             }
         case .shutdown:
-            state.withLock { $0.shutdownRequested = true }
+            // Watches last until cancelled: they end here, the other requests are waited for.
+            let watches = state.withLock { s in
+                s.shutdownRequested = true
+                return s.watches.compactMap { s.tasks[$0] }
+            }
+            for watch in watches { watch.cancel() }
             Task { [self] in
                 await drainTasks()
                 await closeReplica()
@@ -221,6 +228,22 @@ public final class ReplicaServer: Sendable {
             state.withLock { $0.writes.removeValue(forKey: id) }?.abort("the client aborted the transfer: \(reason)")
         case .readCredit(let n):
             state.withLock { $0.reads[id] }?.add(Int(n))
+        case .watch(let request):
+            state.withLock { _ = $0.watches.insert(id) }
+            spawn(id) { [self] in
+                defer { state.withLock { _ = $0.watches.remove(id) } }
+                let source = try await replica().watch(request)
+                try sender.send(Frame(id, .ok))
+                // Until `cancel` (or the end of the connection) cancels this task.
+                return try await withTaskCancellationHandler {
+                    while true {
+                        let notices = try await source.next()
+                        try sender.send(Frame(id, .changeNotices(notices)))
+                    }
+                } onCancel: {
+                    Task { await source.stop() }
+                }
+            }
         case .status:
             // Not from this thread (it never waits for the writer), nor from a task: when the
             // tasks are all blocked, or busy, is when the client most needs the answer.
@@ -232,7 +255,7 @@ public final class ReplicaServer: Sendable {
             }
             flag?.cancel(); gate?.cancel(); write?.abort("the client cancelled the transfer"); task?.cancel()
         case .ok, .entry, .backupLocation, .failure, .scanBatch, .scanDone, .fileChunk, .fileEnd,
-             .writeCredit, .notice, .fileContents, .writeResults, .digests, .statusReport:
+             .writeCredit, .notice, .fileContents, .writeResults, .digests, .statusReport, .changeNotices:
             throw WireError.unexpected("\(frame.message.name) message from the client")
         }
     }
@@ -241,7 +264,7 @@ public final class ReplicaServer: Sendable {
     /// write for content, a streamed read for credit). For the client's stall watchdog.
     private func statusReport() -> [RequestStatus] {
         state.withLock { s in
-            s.tasks.keys.sorted().map { id in
+            s.tasks.keys.filter { !s.watches.contains($0) }.sorted().map { id in
                 if let write = s.writes[id] {
                     let (waiting, bytes) = write.progress
                     return RequestStatus(requestID: id, state: waiting ? .waitingForData : .working, bytes: bytes)

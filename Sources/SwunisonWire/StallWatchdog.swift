@@ -130,8 +130,9 @@ struct RequestLabel: Sendable, CustomStringConvertible {
         return name
     }
 
-    /// The probe's own requests are not waited for by anyone.
-    var isStatusProbe: Bool { name == "status" }
+    /// Requests nobody waits for to finish: the watchdog's own questions, and watches (which
+    /// last until cancelled).
+    var isLongLived: Bool { name == "status" || name == "watch" }
 }
 
 extension Message {

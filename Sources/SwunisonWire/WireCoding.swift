@@ -121,6 +121,18 @@ public struct WireWriter: Sendable {
         for p in r.problems { path(p.path); string(p.message) }
     }
 
+    /// A change notice: a tag byte, then the case's fields (PROTOCOL.md, `changeNotices`).
+    public mutating func changeNotice(_ n: ChangeNotice) {
+        switch n {
+        case .changed(let p): u8(1); path(p)
+        case .overflow: u8(2)
+        case let .unwatched(paths, needed, available):
+            u8(3); count(paths.count); for p in paths { path(p) }; count(max(0, needed)); count(max(0, available))
+        case .rootMissing(let why): u8(4); string(why)
+        case .rootBack: u8(5)
+        }
+    }
+
     /// A replica error: a tag byte, then the case's fields.
     public mutating func replicaError(_ e: ReplicaError) {
         switch e {
@@ -301,6 +313,22 @@ public struct WireReader {
             problems.append(ScanProblem(path: try path(), message: try string()))
         }
         return ScanResult(isDelta: isDelta, entryCount: Int(entries), problems: problems)
+    }
+
+    public mutating func changeNotice() throws(WireError) -> ChangeNotice {
+        switch try u8() {
+        case 1: return .changed(try path())
+        case 2: return .overflow
+        case 3:
+            var paths: [RelativePath] = []
+            for _ in 0..<(try count()) { paths.append(try path()) }
+            let needed = try varint(), available = try varint()
+            guard needed <= UInt64(Int32.max), available <= UInt64(Int32.max) else { throw .malformed("watch counts") }
+            return .unwatched(paths, needed: Int(needed), available: Int(available))
+        case 4: return .rootMissing(try string())
+        case 5: return .rootBack
+        case let t: throw .malformed("change notice tag \(t)")
+        }
     }
 
     public mutating func replicaError() throws(WireError) -> ReplicaError {

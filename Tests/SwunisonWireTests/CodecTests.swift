@@ -26,7 +26,28 @@ import Testing
             }
         }
         #expect(known == Set(Sample.messages.map(\.type)))
-        #expect(known.count == 37)
+        #expect(known.count == 39)
+    }
+
+    @Test func watchRequestsAndChangeNoticesSurvive() throws {
+        func roundTrip(_ m: Message) throws -> Message {
+            var b = InputBuffer(try FrameEncoder().encode(Frame(3, m)))
+            return try #require(try FrameDecoder().decode(buffer: &b)).message
+        }
+        let request = WatchRequest(paths: [Sample.path("a"), Sample.oddPath], ignore: ["Name *.o"], ignoreNot: ["Path x"],
+                                   watchLimit: 100, holdWhileWritingNanoseconds: 5_000_000_000, cacheKey: "k-b")
+        guard case .watch(let r) = try roundTrip(.watch(request)) else { Issue.record("watch"); return }
+        #expect(r == request)
+        let notices: [ChangeNotice] = [.changed(Sample.oddPath), .overflow, .unwatched([Sample.path("d")], needed: 9, available: 3),
+                                       .rootMissing("gone"), .rootBack]
+        guard case .changeNotices(let n) = try roundTrip(.changeNotices(notices)) else { Issue.record("notices"); return }
+        #expect(n == notices)
+        // A hostile path inside a notice is refused like anywhere else (Invariant 5).
+        var w = WireWriter()
+        w.u32(0); w.u8(0x4E); w.varint(3); w.count(1); w.u8(1); w.blob(Array("../x".utf8))
+        w.setU32(UInt32(w.count - 4), at: 0)
+        var bad = InputBuffer(w.bytes)
+        #expect(throws: WireError.self) { _ = try FrameDecoder().decode(buffer: &bad) }
     }
 
     @Test func statusReportLinesSurviveAndAnUnknownStateIsMalformed() throws {

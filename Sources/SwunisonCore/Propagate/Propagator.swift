@@ -25,6 +25,9 @@ public struct PropagationOptions: Sendable {
     /// How much file content those operations may carry at once (each copy counts its size, up
     /// to 4 MiB); one operation always runs, whatever its size.
     public var maxBytesInFlight: Int64 = 64 << 20
+    /// Asked before each operation starts: true stops starting new ones (SIGTERM in watch
+    /// mode). Those in flight finish; the rest are left for the next run, neither done nor failed.
+    public var shouldStop: @Sendable () -> Bool = { false }
 
     public init(attributes: AttributeSelection, shouldBackup: @escaping @Sendable (RelativePath) -> Bool = { _ in true },
                 maxConcurrentOperations: Int = 32) {
@@ -74,6 +77,8 @@ public enum ItemOutcome: Sendable, Equatable {
     case skipped
     /// At least one path failed.
     case failed
+    /// Left for the next run: the run was asked to stop before all of it was done.
+    case notStarted
 }
 
 /// The outcome of propagating a plan.
@@ -86,6 +91,8 @@ public struct PropagationResult: Sendable {
     public var outcomes: [ItemOutcome] = []
     /// Bytes of file content copied.
     public var bytesCopied: Int64 = 0
+    /// Operations not started because the run was asked to stop.
+    public var notStarted = 0
 }
 
 /// Carries out a plan through two Replicas and reports exactly what happened.
@@ -196,8 +203,9 @@ public final class Propagator: Sendable {
             await runLevel(level, ledger: &ledger, result: &result, progress: progress)
         }
 
-        let (succeeded, failedItems) = ledger.finish()
+        let (succeeded, failedItems, abandonedItems) = ledger.finish()
         result.succeeded.append(contentsOf: succeeded)
+        for index in abandonedItems { result.outcomes[index] = .notStarted }
         for index in failedItems { result.outcomes[index] = .failed }
         return result
     }
@@ -228,6 +236,12 @@ public final class Propagator: Sendable {
             // Small copies gathered per receiving side, not yet started.
             var gathering = SmallCopyBatches()
             while started < ops.count || running > 0 {
+                if started < ops.count && options.shouldStop() {
+                    // Asked to stop: what has not started is left for the next run.
+                    for op in ops[started...] { ledger.abandon(op) }
+                    result.notStarted += ops.count - started
+                    started = ops.count
+                }
                 while started < ops.count && running < limit {
                     let op = ops[started]
                     // Content in flight is bounded too: hundreds of large files at once would
@@ -463,6 +477,8 @@ private struct Ledger {
     /// Directories that still hold something that could not be removed.
     private var blockedDirectories: Set<RelativePath> = []
     private var failedItems: Set<Int> = []
+    /// Items with an operation that was never started (the run was stopped).
+    private var abandonedItems: Set<Int> = []
 
     /// Room for `count` slots, allocated once.
     mutating func reserve(_ count: Int) {
@@ -520,9 +536,18 @@ private struct Ledger {
         }
     }
 
-    /// Paths whose every operation succeeded, and the items that had a failure. Consumes the
-    /// ledger's results (compacted in place, not copied).
-    mutating func finish() -> ([PathResult], Set<Int>) {
+    /// An operation that will not run (the run was stopped): its path is neither done nor
+    /// failed, and is not recorded in the archive.
+    mutating func abandon(_ op: Operation) {
+        failed[op.slot] = true
+        remaining[op.slot] -= 1
+        abandonedItems.insert(Int(items[op.slot]))
+        failedPaths.insert(op.path)
+    }
+
+    /// Paths whose every operation succeeded, the items that had a failure, and those stopped
+    /// before they were done. Consumes the ledger's results (compacted in place, not copied).
+    mutating func finish() -> ([PathResult], Set<Int>, Set<Int>) {
         var kept = 0
         for slot in results.indices where !failed[slot] && remaining[slot] == 0 {
             if kept != slot { results.swapAt(kept, slot) }
@@ -532,6 +557,6 @@ private struct Ledger {
         remaining = []; failed = []; items = []
         let done = results
         results = []
-        return (done, failedItems)
+        return (done, failedItems, abandonedItems.subtracting(failedItems))
     }
 }

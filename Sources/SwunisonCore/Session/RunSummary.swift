@@ -22,6 +22,9 @@ public struct RunSummary: Sendable {
     public var dryRun = false
     /// True when the user quit at the prompt (exit 3).
     public var quit = false
+    /// Items left for the next run because the run was asked to stop (SIGTERM in watch mode):
+    /// not a failure, nothing of them was recorded as done.
+    public var notStarted = 0
 
     public init() {}
 

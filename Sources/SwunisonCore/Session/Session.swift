@@ -60,7 +60,7 @@ public final class Session: Sendable {
         while true {
             let retrying = round > 0
             let outcome = try await runRound(paths: paths, isRetry: retrying, summary: &summary)
-            guard let retryPaths = outcome, round < options.retry, !retryPaths.isEmpty else { break }
+            guard let retryPaths = outcome, round < options.retry, !retryPaths.isEmpty, !options.shouldStop() else { break }
             round += 1
             interface.notice("retrying \(retryPaths.count) failed path\(retryPaths.count == 1 ? "" : "s") (\(round) of \(options.retry))")
             logger.info("retry round \(round) for \(retryPaths.count) paths")
@@ -126,9 +126,10 @@ public final class Session: Sendable {
         }
         if options.dryRun { return nil }
 
-        let propagator = Propagator(replicas: replicas, options: PropagationOptions(
-            attributes: options.attributes, shouldBackup: options.shouldBackup,
-            maxConcurrentOperations: options.maxConcurrentOperations))
+        var propagation = PropagationOptions(attributes: options.attributes, shouldBackup: options.shouldBackup,
+                                             maxConcurrentOperations: options.maxConcurrentOperations)
+        propagation.shouldStop = options.shouldStop
+        let propagator = Propagator(replicas: replicas, options: propagation)
         let interface = self.interface
         let clock = ContinuousClock()
         let started = clock.now
@@ -152,6 +153,7 @@ public final class Session: Sendable {
                 summary.transferred += 1
             case .skipped: if !isRetry { summary.skipped += 1 }
             case .failed: summary.failed += 1
+            case .notStarted: summary.notStarted += 1
             }
         }
         summary.failures += result.failures

@@ -34,6 +34,9 @@ public struct SessionOptions: Sendable {
 
     /// Operations in flight at once.
     public var maxConcurrentOperations = 32
+    /// True once the run should stop (SIGTERM in watch mode): operations in flight finish, no
+    /// new ones start, what succeeded is committed, and no retry round follows.
+    public var shouldStop: @Sendable () -> Bool = { false }
 
     public init(reconcile: ReconcileOptions, cacheKey: String) {
         self.reconcile = reconcile
