@@ -33,22 +33,36 @@ struct FileLogHandler: LogHandler {
 
 /// The open log file, shared by every logger of the process.
 final class LogSink: Sendable {
-    private let fd: Int32
-    /// One line at a time, whole.
-    private let writing = Mutex(())
+    private let path: String
+    /// The descriptor lines go to; swapped by ``reopen()``. One line at a time, whole.
+    private let fd: Mutex<Int32>
 
     /// Opens (creating) `path` for appending; nil when it cannot be opened (logging is then off
     /// and the caller warns once).
     init?(path: String) {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = Self.open(path)
         guard fd >= 0 else { return nil }
-        self.fd = fd
+        self.path = path
+        self.fd = Mutex(fd)
+    }
+
+    private static func open(_ path: String) -> Int32 {
+        Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     }
 
     func write(_ line: String) {
         var bytes = Array(line.utf8)
-        writing.withLock { _ in
+        fd.withLock { fd in
             _ = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         }
+    }
+
+    /// Opens the log file by its name again (SIGHUP, after logrotate moved the old one away);
+    /// keeps writing to the old descriptor if the name cannot be opened.
+    func reopen() {
+        let fresh = Self.open(path)
+        guard fresh >= 0 else { return }
+        let old = fd.withLock { fd in defer { fd = fresh }; return fd }
+        Glibc.close(old)
     }
 }
