@@ -14,7 +14,14 @@ import SwunisonStorage
 /// the shared root descriptor); the scan cache is used under a lock.
 public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     public let displayName: String
-    private let files: ReplicaFiles
+    /// The root's files, through a descriptor opened once. Replaced when the root itself was
+    /// replaced (watch mode saw it deleted and made again): a descriptor of the old, deleted
+    /// directory would write where nobody can see it.
+    private let currentFiles: CurrentFiles
+    private var files: ReplicaFiles { currentFiles.files }
+    private let root: String
+    private let backupDirectory: String
+    private let maxBackups: Int
     private let cacheDirectory: String
     private let attributes: AttributeSelection
     /// The cache to commit to when no scan ran in this session (a reconnected server).
@@ -50,18 +57,34 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         guard st.st_mode & S_IFMT == S_IFDIR else {
             throw ReplicaError.badRoot(root: root, message: "is not a directory")
         }
+        let files: ReplicaFiles
         do {
             files = try ReplicaFiles(root: root, backupDirectory: backupDirectory, maxBackups: maxBackups)
         } catch {
             throw ReplicaError.badRoot(root: root, message: "\(error)")
         }
-        let files = self.files
+        let current = CurrentFiles(files)
+        currentFiles = current
+        self.root = root
+        self.backupDirectory = backupDirectory
+        self.maxBackups = maxBackups
         durability = GroupSync {
+            let files = current.files
             do throws(FileOperationError) { try files.syncFileSystem() } catch { throw Self.replicaError(error) }
         }
         self.cacheDirectory = cacheDirectory
         self.attributes = attributes
         self.defaultCacheKey = cacheKey
+    }
+
+    /// Opens the root again by its path: watch mode saw it deleted (or unmounted) and there
+    /// again, and operations must reach the new directory, not the old descriptor's.
+    func reopenRoot() throws(ReplicaError) {
+        do {
+            currentFiles.replace(with: try ReplicaFiles(root: root, backupDirectory: backupDirectory, maxBackups: maxBackups))
+        } catch {
+            throw ReplicaError.badRoot(root: displayName, message: "\(error)")
+        }
     }
 
     // MARK: Scan
@@ -515,4 +538,12 @@ final class BackgroundRewrite: @unchecked Sendable {
     func abandon() {
         queue.sync { rewrite.rollback() }
     }
+}
+
+/// A local replica's root files, replaceable as a whole (see `LocalReplica.reopenRoot`).
+final class CurrentFiles: Sendable {
+    private let current: Mutex<ReplicaFiles>
+    init(_ files: ReplicaFiles) { current = Mutex(files) }
+    var files: ReplicaFiles { current.withLock { $0 } }
+    func replace(with files: ReplicaFiles) { current.withLock { $0 = files } }
 }
