@@ -165,7 +165,10 @@ public final class SyncDriver: Sendable {
     /// One `Session` over `scope`; never throws (the report carries the error).
     private func cycle(_ scope: CycleReport.Scope) async -> CycleReport {
         var sessionOptions = options
-        if case .paths(let paths) = scope { sessionOptions.paths = paths }
+        if case .paths(let paths) = scope {
+            sessionOptions.wholeScope = options.paths
+            sessionOptions.paths = paths
+        }
         let started = wallClockNanoseconds()
         let clock = ContinuousClock.now
         let states = StateReporter(observer: observer, inner: interface)

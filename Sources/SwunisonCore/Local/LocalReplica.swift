@@ -5,6 +5,7 @@ import Synchronization
 import SwunisonFS
 import SwunisonModel
 import SwunisonStorage
+import SwunisonWatch
 
 /// A replica on this host: a root directory, served with system calls beneath it, and its scan
 /// cache (the baseline that lets a scan report only what changed).
@@ -32,6 +33,8 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     private let cacheState = Mutex<(cache: ScanCache?, lock: ArchiveLock?, staged: BaselineUpdateTransaction?)>((nil, nil, nil))
     /// Shared syncfs rounds that make written content durable before it is renamed into place.
     private let durability: GroupSync
+    /// The watch in progress (watch mode), told of this replica's own changes.
+    private let watching = Mutex<TreeWatchSubscription?>(nil)
 
     /// Opens a root.
     /// - Parameters:
@@ -155,6 +158,13 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
                           replacing: Entry?, backup: Bool) async throws -> Entry {
+        try await ownChange(path) {
+            try await self.writeOneFile(path, entry: entry, from: source, replacing: replacing, backup: backup)
+        }
+    }
+
+    private func writeOneFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
+                              replacing: Entry?, backup: Bool) async throws -> Entry {
         let expected = withOwnFingerprint(replacing, at: path)
         let attributes = self.attributes
         let writer: AtomicFileWriter
@@ -243,6 +253,21 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     /// parent directory opened once per run of files in it), made durable by one shared syncfs
     /// (Invariant 1), then renamed into place in a second hop.
     public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        let watch = ownChanges
+        for write in writes { watch?.beginOwnChange(write.path) }
+        let results = try await writeBatch(writes)
+        if let watch {
+            for (write, result) in zip(writes, results) {
+                switch result {
+                case .success(let entry): watch.endOwnChange(write.path, state: entry)
+                case .failure: watch.cancelOwnChange(write.path)
+                }
+            }
+        }
+        return results
+    }
+
+    private func writeBatch(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
         let expected = writes.map { withOwnFingerprint($0.replacing, at: $0.path) }
         let attributes = self.attributes
         var sealed = await onIOThread { [files] in
@@ -283,23 +308,23 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     // MARK: Tree
 
     public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.makeDirectory(path, entry: entry, replacing: withOwnFingerprint(replacing, at: path),
                                     backup: backup, attributes: attributes)
-        }
+        } }
     }
 
     public func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.makeSymlink(path, target: entry.linkTarget ?? [], replacing: withOwnFingerprint(replacing, at: path),
                                   backup: backup)
-        }
+        } }
     }
 
     public func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
-        try await blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path, leaves: { _ in nil }) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.remove(path, expected: withOwnFingerprint(expected, at: path)!, backup: backup)
-        }
+        } }
     }
 
     public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
@@ -309,9 +334,67 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     }
 
     public func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
-        try await blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.setAttributes(path, expected: withOwnFingerprint(expected, at: path)!, to: entry,
                                     selection: attributes)
+        } }
+    }
+
+    // MARK: Watch
+
+    public func watch(_ request: WatchRequest) async throws -> any ChangeSource {
+        let rules: IgnoreRules
+        do { rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot) } catch {
+            throw ReplicaError.other("watch: \(error)")
+        }
+        let scope = request.paths
+        // A path is relevant inside the profile's `path`s, and so are the directories above
+        // them (renaming one of those moves the paths).
+        let inScope: @Sendable (RelativePath) -> Bool = { path in
+            scope.isEmpty || scope.contains { path.isDescendant(orEqualTo: $0) || $0.isDescendant(orEqualTo: path) }
+        }
+        let options = TreeWatcher.Options(limit: request.watchLimit, holdWhileWritingNanoseconds: request.holdWhileWritingNanoseconds,
+                                          shouldWatch: { inScope($0) && !rules.isIgnored($0) })
+        let rootPath = files.rootPath
+        // Profiles watching this root with the same settings share its watches (a hub).
+        var st = Glibc.stat()
+        let identity = stat(rootPath, &st) == 0 ? "\(st.st_dev):\(st.st_ino)" : rootPath
+        let key = ([identity, "\(request.watchLimit ?? -1)", "\(request.holdWhileWritingNanoseconds)"]
+            + scope.map(\.description) + ["|"] + request.ignore + ["|"] + request.ignoreNot).joined(separator: "\u{1}")
+        let (watcher, report) = try await withCheckedThrowingContinuation { (c: CheckedContinuation<(TreeWatcher, WatchSetupReport), any Error>) in
+            BlockingWorkers.shared.run {
+                c.resume(with: Result { () throws(WatcherError) in
+                    try SharedTreeWatchers.watcher(rootPath: rootPath, options: options, sharingKey: key)
+                }.mapError { ReplicaError.badRoot(root: self.displayName, message: "cannot watch: \($0)") })
+            }
+        }
+        let subscription = watcher.subscribe { inScope($0) && !rules.isIgnored($0) }
+        watching.withLock { $0 = subscription }
+        let first: [ChangeNotice] = report.unwatched.isEmpty ? []
+            : [.unwatched(report.unwatched, needed: report.needed, available: report.available)]
+        return LocalWatch(subscription: subscription, replica: self, first: first)
+    }
+
+    /// The current watch's subscription, told of this replica's own changes (no ping-pong).
+    private var ownChanges: TreeWatchSubscription? { watching.withLock { $0 } }
+
+    func watchStopped(_ subscription: TreeWatchSubscription) {
+        watching.withLock { if $0 === subscription { $0 = nil } }
+    }
+
+    /// Runs a change of `path` made by this replica, telling the watch (if any) before and
+    /// after, so that its events are not reported back as somebody else's change.
+    private func ownChange<T: Sendable>(_ path: RelativePath, leaves state: @escaping (T) -> Entry? = { $0 as? Entry },
+                                        _ body: () async throws -> T) async throws -> T {
+        guard let watch = ownChanges else { return try await body() }
+        watch.beginOwnChange(path)
+        do {
+            let result = try await body()
+            watch.endOwnChange(path, state: state(result))
+            return result
+        } catch {
+            watch.cancelOwnChange(path)
+            throw error
         }
     }
 
@@ -546,4 +629,33 @@ final class CurrentFiles: Sendable {
     init(_ files: ReplicaFiles) { current = Mutex(files) }
     var files: ReplicaFiles { current.withLock { $0 } }
     func replace(with files: ReplicaFiles) { current.withLock { $0 = files } }
+}
+
+/// A local replica's watch: its subscription's notices (the setup's unwatched subtrees first),
+/// and the root reopened when it is back after it went away.
+final class LocalWatch: ChangeSource, Sendable {
+    private let subscription: TreeWatchSubscription
+    private let replica: LocalReplica
+    private let first: Mutex<[ChangeNotice]>
+
+    init(subscription: TreeWatchSubscription, replica: LocalReplica, first: [ChangeNotice]) {
+        self.subscription = subscription; self.replica = replica; self.first = Mutex(first)
+    }
+
+    func next() async throws -> [ChangeNotice] {
+        let initial = first.withLock { f in defer { f = [] }; return f }
+        if !initial.isEmpty { return initial }
+        let notices = try await subscription.next()
+        if notices.contains(.rootBack) {
+            // Operations must reach the new directory: if it cannot be opened yet, the cycle's
+            // scan says so, and the next rootBack tries again.
+            try? replica.reopenRoot()
+        }
+        return notices
+    }
+
+    func stop() async {
+        replica.watchStopped(subscription)
+        await subscription.stop()
+    }
 }

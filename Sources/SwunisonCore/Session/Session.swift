@@ -455,11 +455,24 @@ public final class Session: Sendable {
                 deletions += item.allStates.filter { $0.entry(on: side) == nil && $0.entry(on: side.other) != nil }.count
             }
             if deletions > 0 {
+                // A cycle over part of the tree: deleting all of that part empties nothing, as
+                // long as the archive knows of entries elsewhere (which no notice said changed).
+                if let whole = options.wholeScope, try archiveHasEntries(in: whole, outside: paths) { continue }
                 throw SessionError.bigDeletion(side: replicas[side].displayName,
-                                               paths: paths.isEmpty ? ["."] : paths.map(\.description),
+                                               paths: (options.wholeScope ?? paths).isEmpty ? ["."]
+                                                   : (options.wholeScope ?? paths).map(\.description),
                                                count: deletions)
             }
         }
+    }
+
+    /// Whether the archive has an entry under `whole` (empty: anywhere) that is not under `part`.
+    private func archiveHasEntries(in whole: [RelativePath], outside part: [RelativePath]) throws -> Bool {
+        var cursor = try archive.cursor(under: whole)
+        while let row = try cursor.next() {
+            if !part.contains(where: { row.path.isDescendant(orEqualTo: $0) }) { return true }
+        }
+        return false
     }
 
     /// What a retry rescans for a failed path: its directory, kept within the profile's `path`s.

@@ -7,6 +7,11 @@ import SwunisonReconcile
 public struct SessionOptions: Sendable {
     /// Subtrees to synchronise (`path`); empty = the whole roots.
     public var paths: [RelativePath] = []
+    /// Set for a cycle over part of what the profile covers (watch mode: the subtrees that
+    /// changed): what the profile covers as a whole (`path`; empty = the whole roots). The
+    /// `confirmbigdel` check then asks whether a side would be left empty *there*, not merely
+    /// in the few paths this cycle scans.
+    public var wholeScope: [RelativePath]?
     /// `ignore` / `ignorenot` patterns, passed to each replica's scanner.
     public var ignore: [String] = []
     public var ignoreNot: [String] = []

@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import Testing
+import SwunisonCore
+import SwunisonReplica
+import SwunisonModel
+import SwunisonReconcile
+import SwunisonStorage
+import SwunisonTestSupport
+
+/// Watch mode between two real local roots: real inotify, real replicas, the real driver.
+@Suite("watch mode between two local roots", .serialized)
+struct WatchModeTests {
+    final class Running: @unchecked Sendable {
+        let f: Fixture
+        let observer = RecordingObserver()
+        let interface = HookedInterface()
+        let driver: SyncDriver
+        let task: Task<Void, any Error>
+
+        init(_ label: String, prepare: (Fixture) throws -> Void = { _ in },
+             interfaceSetup: (HookedInterface, Fixture) -> Void = { _, _ in }) async throws {
+            f = try Fixture(label)
+            try prepare(f)
+            interfaceSetup(interface, f)
+            let archive = try Archive.open(path: f.state + "/archive.db", roots: [f.a, f.b])
+            let options = SessionOptions(reconcile: ReconcileOptions(prefer: .newer), cacheKey: "watch")
+            driver = SyncDriver(options: options, replicas: ReplicaPair(a: try f.replica(f.a), b: try f.replica(f.b)),
+                                archive: archive, interface: interface, logger: Logger(label: "test"), observer: observer)
+            var timing = WatchTiming()
+            timing.delay = .milliseconds(500)
+            timing.maxDelay = .seconds(5)
+            let driver = self.driver
+            task = Task { try await driver.watch(WatchRequest(holdWhileWritingNanoseconds: 5_000_000_000, cacheKey: "watch"),
+                                                 timing: timing) }
+            try await observer.waitForCycles(1)
+        }
+
+        func stop() async throws {
+            driver.stop()
+            try await task.value
+        }
+
+        /// Waits until `condition` holds (polling every 20 ms), at most `seconds`.
+        func eventually(_ seconds: Double = 10, _ condition: () -> Bool) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !condition() {
+                if Date() > deadline { return false }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return true
+        }
+    }
+
+    @Test("a change on either side appears on the other; the cycle's own writes start no other cycle")
+    func changesPropagateWithoutPingPong() async throws {
+        let r = try await Running("watch-basic")
+        try TestFiles.write(r.f.a + "/from-a", "A")
+        #expect(try await r.eventually { TestFiles.read(r.f.b + "/from-a") == "A" })
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(r.observer.cycles.count == 2, "cycles: \(r.observer.cycles.map(\.scope))")
+        try TestFiles.write(r.f.b + "/from-b", "B")
+        #expect(try await r.eventually { TestFiles.read(r.f.a + "/from-b") == "B" })
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(r.observer.cycles.count == 3, "cycles: \(r.observer.cycles.map(\.scope))")
+        try await r.stop()
+    }
+
+    @Test("create, modify, append, chmod, delete, rename of a file and a directory, mkdir -p: each side to the other")
+    func everyKindOfChange() async throws {
+        // Something stays on both sides throughout: emptying a root is refused (confirmbigdel),
+        // see rootEmptiedIsRefused.
+        let r = try await Running("watch-kinds", prepare: { f in try TestFiles.write(f.a + "/keep", "k") })
+        let sides = [(r.f.a, r.f.b), (r.f.b, r.f.a)]
+        for (n, (from, to)) in sides.enumerated() {
+            let d = "d\(n)"
+            try TestFiles.write(from + "/\(d)/file", "one")
+            #expect(try await r.eventually { TestFiles.read(to + "/\(d)/file") == "one" }, "create \(d)")
+            try TestFiles.write(from + "/\(d)/file", "two, longer")
+            #expect(try await r.eventually { TestFiles.read(to + "/\(d)/file") == "two, longer" }, "modify \(d)")
+            let handle = try #require(FileHandle(forWritingAtPath: from + "/\(d)/file"))
+            handle.seekToEndOfFile(); handle.write(Data(" + more".utf8)); handle.closeFile()
+            #expect(try await r.eventually { TestFiles.read(to + "/\(d)/file") == "two, longer + more" }, "append \(d)")
+            chmod(from + "/\(d)/file", 0o600)
+            #expect(try await r.eventually {
+                ((try? FileManager.default.attributesOfItem(atPath: to + "/\(d)/file"))?[.posixPermissions] as? Int) == 0o600
+            }, "chmod \(d)")
+            try FileManager.default.moveItem(atPath: from + "/\(d)/file", toPath: from + "/\(d)/renamed")
+            #expect(try await r.eventually {
+                TestFiles.read(to + "/\(d)/renamed") == "two, longer + more" && !TestFiles.exists(to + "/\(d)/file")
+            }, "rename file \(d)")
+            try FileManager.default.moveItem(atPath: from + "/\(d)", toPath: from + "/\(d)-moved")
+            #expect(try await r.eventually {
+                TestFiles.read(to + "/\(d)-moved/renamed") != nil && !TestFiles.exists(to + "/\(d)")
+            }, "rename dir \(d)")
+            try FileManager.default.removeItem(atPath: from + "/\(d)-moved/renamed")
+            #expect(try await r.eventually { !TestFiles.exists(to + "/\(d)-moved/renamed") },
+                    "delete file \(d): \(r.observer.cycles.map { "\($0.scope) \($0.summary?.transferred ?? -1) \($0.error ?? "")" })")
+            try FileManager.default.removeItem(atPath: from + "/\(d)-moved")
+            #expect(try await r.eventually { !TestFiles.exists(to + "/\(d)-moved") }, "delete dir \(d)")
+            try FileManager.default.createDirectory(atPath: from + "/p\(n)/q/r", withIntermediateDirectories: true)
+            for i in 0..<5 { try TestFiles.write(from + "/p\(n)/q/r/f\(i)", "f\(i)") }
+            #expect(try await r.eventually { (0..<5).allSatisfy { TestFiles.read(to + "/p\(n)/q/r/f\($0)") == "f\($0)" } },
+                    "mkdir -p \(n)")
+        }
+        try await r.stop()
+    }
+
+    @Test("everything deleted on one side is refused in watch mode too (confirmbigdel), and nothing is deleted")
+    func rootEmptiedIsRefused() async throws {
+        let r = try await Running("watch-emptied", prepare: { f in
+            for i in 0..<3 { try TestFiles.write(f.a + "/d\(i)/f", "\(i)") }
+        })
+        #expect(try await r.eventually { (0..<3).allSatisfy { TestFiles.read(r.f.b + "/d\($0)/f") != nil } })
+        for i in 0..<3 { try FileManager.default.removeItem(atPath: r.f.a + "/d\(i)") }
+        #expect(try await r.eventually { r.observer.cycles.last?.error?.contains("looks emptied") == true })
+        try await Task.sleep(for: .seconds(1))
+        #expect((0..<3).allSatisfy { TestFiles.read(r.f.b + "/d\($0)/f") == "\($0)" })
+        try await r.stop()
+    }
+
+    @Test("a change made while the first full scan runs is not missed")
+    func changeDuringStartupIsSeen() async throws {
+        let r = try await Running("watch-startup", prepare: { f in
+            try TestFiles.write(f.a + "/early", "before")
+        }, interfaceSetup: { interface, f in
+            let fired = FiredOnce()
+            interface.onScanFinished = {
+                // After the scans of the first cycle, before anything is propagated.
+                if fired.fire() { try? TestFiles.write(f.a + "/during", "during") }
+            }
+        })
+        #expect(try await r.eventually { TestFiles.read(r.f.b + "/during") == "during" && TestFiles.read(r.f.b + "/early") == "before" })
+        try await r.stop()
+    }
+
+    @Test("a conflict within one window: prefer = newer settles it and the loser is kept")
+    func conflictInOneWindow() async throws {
+        let r = try await Running("watch-conflict", prepare: { f in
+            try TestFiles.write(f.a + "/c", "base")
+        })
+        #expect(try await r.eventually { TestFiles.read(r.f.b + "/c") == "base" })
+        try TestFiles.write(r.f.a + "/c", "older", mtime: Date().timeIntervalSince1970 - 100)
+        try TestFiles.write(r.f.b + "/c", "newer")
+        #expect(try await r.eventually { TestFiles.read(r.f.a + "/c") == "newer" && TestFiles.read(r.f.b + "/c") == "newer" })
+        let backups = FileManager.default.enumerator(atPath: r.f.state + "/backup")?.allObjects as? [String] ?? []
+        #expect(backups.contains { TestFiles.read(r.f.state + "/backup/" + $0) == "older" }, "\(backups)")
+        try await r.stop()
+    }
+
+    @Test("a file held open and written for seconds is copied once, complete")
+    func fileWrittenSlowlyIsCopiedOnceComplete() async throws {
+        let r = try await Running("watch-slow-write")
+        let cyclesBefore = r.observer.cycles.count
+        // As a program writing a file does: one open that creates it, writes over seconds, close.
+        let fd = open(r.f.a + "/slow", O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        try #require(fd >= 0)
+        for i in 0..<10 {
+            let bytes = Array("chunk \(i)\n".utf8)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            try await Task.sleep(for: .milliseconds(250))
+            #expect(!TestFiles.exists(r.f.b + "/slow"), "copied while still being written (after chunk \(i))")
+        }
+        close(fd)
+        let whole = (0..<10).map { "chunk \($0)\n" }.joined()
+        #expect(try await r.eventually { TestFiles.read(r.f.b + "/slow") == whole })
+        try await Task.sleep(for: .seconds(1))
+        #expect(r.observer.cycles.count == cyclesBefore + 1, "cycles: \(r.observer.cycles.map(\.scope))")
+        try await r.stop()
+    }
+}
+
+/// True the first time only.
+final class FiredOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+    func fire() -> Bool { lock.withLock { defer { fired = true }; return !fired } }
+}
