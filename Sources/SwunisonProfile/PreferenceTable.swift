@@ -12,7 +12,7 @@ enum PreferenceKind: Sendable {
     case stringList
     /// A path specification (`Name ...`), checked when read; every assignment adds one.
     case pathSpec
-    /// A value with its own syntax, checked by the loader (`path`, `repeat`, `delay`, `ui`).
+    /// A value with its own syntax, checked by the loader (`path`, `repeat`, `delay`, `maxdelay`, `ui`).
     case special
     /// `include` / `source`: read another file.
     case directive
@@ -65,7 +65,7 @@ enum PreferenceTable {
         }
         // Implemented: typed fields of Profile.
         add(.typed, .stringList, "root")
-        add(.typed, .special, "path", "repeat", "delay")
+        add(.typed, .special, "path", "repeat", "delay", "maxdelay")
         add(.typed, .pathSpec, "ignore", "ignorenot", "backup", "backupnot", "preferpartial", "forcepartial")
         add(.typed, .bool, "batch", "auto", "confirmbigdel", "times", "dontchmod", "owner", "group", "numericids",
             "backups", "log", "silent", "terse", "copyonconflict", "ignorearchives", "ignorelocks",
@@ -74,7 +74,7 @@ enum PreferenceTable {
         add(.typed, .int, "retry", "perms", "maxbackups", "maxerrors", "sshkeepalive", "sshtimeout", "sshport",
             "stalltimeout")
         add(.typed, .string, "prefer", "force", "backupdir", "backuploc", "backupprefix", "backupsuffix",
-            "logfile", "label", "sshcmd", "sshargs", "servercmd", "sshuser")
+            "logfile", "statusfile", "label", "sshcmd", "sshargs", "servercmd", "sshuser")
         add(.typed, .directive, "include", "source")
         add(.commandLineOnly, .bool, "dry-run")
 

@@ -129,7 +129,13 @@ public struct Profile: Sendable {
     /// Repeat a full run every so many seconds (`repeat = N`, or the `N` of `watch+N`).
     public var repeatIntervalSeconds: Int?
     /// Seconds of quiet to wait after a change before syncing in watch mode (`delay`).
-    public var delay: Double = 1
+    public var delay: Double = 3
+    /// In watch mode, the longest a change waits for its cycle, counted from the first change of
+    /// a burst, however busy the tree stays (`maxdelay`).
+    public var maxDelaySeconds: Double = 30
+    /// Where the status report goes (`statusfile`), resolved; nil = beside the archive
+    /// (`effectiveStatusFile` in SwunisonCore, which knows the archive's name).
+    public var statusFile: String?
 
     public var ssh = SSHOptions()
 

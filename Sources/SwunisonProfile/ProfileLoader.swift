@@ -115,6 +115,7 @@ struct ProfileBuilder {
     private var backupsEverything = false
     private var dontChmodOrigin: SettingOrigin?
     private var permsOrigin: SettingOrigin?
+    private var maxDelayOrigin: SettingOrigin?
     private var warned: Set<String> = []
 
     init(profile: Profile, loader: ProfileLoader) {
@@ -271,6 +272,9 @@ struct ProfileBuilder {
         case "logfile":
             profile.logFile = value.isEmpty ? nil
                 : Root.resolveLocal(value, relativeTo: loader.profileDirectory, home: loader.homeDirectory)
+        case "statusfile":
+            profile.statusFile = value.isEmpty ? nil
+                : Root.resolveLocal(value, relativeTo: loader.profileDirectory, home: loader.homeDirectory)
         case "label": profile.label = value.isEmpty ? nil : value
         case "sshcmd": profile.ssh.command = value.isEmpty ? "ssh" : value
         case "sshargs": profile.ssh.arguments = value.isEmpty ? nil : value
@@ -281,6 +285,13 @@ struct ProfileBuilder {
             profile.watch = watch
             profile.repeatIntervalSeconds = interval
         case "delay": profile.delay = try Self.seconds(value, name, origin)
+        case "maxdelay":
+            let seconds = try Self.seconds(value, name, origin)
+            guard seconds > 0 else {
+                throw .badValue(Diagnostic(at: origin, "bad value '\(value)' for maxdelay: expected seconds above 0, e.g. 30"))
+            }
+            profile.maxDelaySeconds = seconds
+            maxDelayOrigin = origin
         default:
             // Every typed name is handled above; reaching here is a table/switch mismatch.
             throw .unknownPreference(Diagnostic(at: origin, "preference '\(name)' is not implemented (internal error)"))
@@ -312,6 +323,12 @@ struct ProfileBuilder {
         if profile.dontChmod && profile.attributes.permissionMask != 0, let origin = dontChmodOrigin {
             throw .badValue(Diagnostic(at: origin,
                 "dontchmod = true needs perms = 0 (as in Unison)" + (permsOrigin == nil ? "; perms defaults to 0o1777" : "")))
+        }
+        if profile.maxDelaySeconds < profile.delay {
+            let text = "maxdelay (\(Self.format(profile.maxDelaySeconds)) s) is shorter than delay (\(Self.format(profile.delay)) s): "
+                + "in watch mode a change then waits maxdelay, not delay"
+            profile.warnings.append(maxDelayOrigin.map { Diagnostic(at: $0, text) }
+                                    ?? Diagnostic(file: profile.sourceFile, line: nil, message: text))
         }
         do {
             profile.ignore = try IgnoreRules(ignore: profile.ignorePatterns, ignoreNot: profile.ignoreNotPatterns)
@@ -418,6 +435,11 @@ struct ProfileBuilder {
             throw .badValue(Diagnostic(at: origin, "bad value '\(value)' for \(name): expected seconds, e.g. 1, 0.5 or 250ms"))
         }
         return n * scale
+    }
+
+    /// Seconds for a message: `3`, `0.25`.
+    static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() && abs(seconds) < 1e15 ? String(Int64(seconds)) : String(seconds)
     }
 
     /// Unison's `repeat`: empty (once), `watch`, `watch+N` or `N` seconds.

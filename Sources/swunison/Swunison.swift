@@ -19,7 +19,7 @@ struct Swunison: AsyncParsableCommand {
             Exit codes: 0 in step, 1 something skipped, 2 non-fatal failures, 3 fatal error.
             """,
         version: SwunisonVersion.current,
-        subcommands: [Sync.self, Server.self],
+        subcommands: [Sync.self, Server.self, Status.self],
         defaultSubcommand: Sync.self
     )
 

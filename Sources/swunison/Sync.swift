@@ -72,7 +72,7 @@ struct SyncRun {
         }
         let directory = profile.profileDirectory
         try makeDirectories(directory + "/archives")
-        let archivePath = directory + "/archives/" + archiveName(profile.roots) + ".db"
+        let archivePath = profile.archivePath
 
         // Invariant 7: one run per archive at a time; the lock dies with its process.
         let lock = try ArchiveLock.acquire(path: archivePath)
@@ -83,7 +83,7 @@ struct SyncRun {
         let logger = makeLogger()
         logger.info("start: \(profile.name) (\(profile.roots[0]) <-> \(profile.roots[1]))\(profile.dryRun ? " dry run" : "")")
 
-        let options = sessionOptions(archiveKey: archiveName(profile.roots))
+        let options = sessionOptions(archiveKey: profile.archiveName)
         let a = try await openReplica(profile.roots[0], cacheKey: options.cacheKey(for: .a))
         let b = try await openReplica(profile.roots[1], cacheKey: options.cacheKey(for: .b))
         let replicas = ReplicaPair(a: a, b: b)
@@ -148,12 +148,6 @@ struct SyncRun {
         }
         if let text = getenv("SWUNISON_IN_FLIGHT"), let n = Int(String(cString: text)), n > 0 { options.maxConcurrentOperations = n }
         return options
-    }
-
-    /// The archive's file name: a digest of the two roots, so each pair has its own.
-    private func archiveName(_ roots: [Root]) -> String {
-        let digest = SHA256Hasher.hexDigest(Array((roots[0].written + "\n" + roots[1].written).utf8))
-        return "ar" + String(digest.prefix(24))
     }
 
     private func makeLogger() -> Logger {

@@ -14,7 +14,7 @@ import SwunisonModel
         #expect(p.fastcheck && p.confirmBigDeletes && p.log && p.links)
         #expect(!p.batch && !p.auto && !p.dryRun && !p.watch && !p.ignoreArchives)
         #expect(p.prefer == nil && p.force == nil)
-        #expect(p.retry == 0 && p.maxErrors == 1 && p.delay == 1)
+        #expect(p.retry == 0 && p.maxErrors == 1 && p.delay == 3 && p.maxDelaySeconds == 30 && p.statusFile == nil)
         #expect(p.paths.isEmpty && p.ignore.isEmpty && p.backup.isEmpty)
         #expect(p.backupLocation == .central && p.backupPrefix == ".bak.$VERSION." && p.backupSuffix == "")
         #expect(p.effectiveBackupDirectory == dir.path + "/prf/backup")
@@ -89,6 +89,8 @@ import SwunisonModel
             ignoreinodenumbers = true
             repeat = watch+3600
             delay = 250ms
+            maxdelay = 45
+            statusfile = status/pair.status
             sshcmd = /usr/bin/ssh
             sshargs = -C
             servercmd = /opt/swunison server
@@ -113,7 +115,8 @@ import SwunisonModel
         #expect(p.silent && p.terse && p.maxErrors == 10 && p.label == "Pair one")
         #expect(p.ignoreArchives && p.ignoreLocks && p.ignoreInodeNumbers)
         #expect(p.watch && p.repeatIntervalSeconds == 3600)
-        #expect(p.delay == 0.25)
+        #expect(p.delay == 0.25 && p.maxDelaySeconds == 45)
+        #expect(p.statusFile == p.profileDirectory + "/status/pair.status")
         #expect(p.ssh.command == "/usr/bin/ssh" && p.ssh.arguments == "-C" && p.ssh.serverCommand == "/opt/swunison server")
         #expect(p.ssh.addVersionNumber && p.ssh.deployServer && p.ssh.compression)
         #expect(p.ssh.keepAliveSeconds == 30 && p.ssh.timeoutSeconds == nil && p.ssh.stallTimeoutSeconds == 30)
@@ -145,6 +148,24 @@ import SwunisonModel
         let p = try TempDir().load(twoRoots + "backups = true\nbackupnot = Name *.iso\n")
         #expect(p.backup.isIgnored(try RelativePath(validating: "a/b")))
         #expect(!p.backup.isIgnored(try RelativePath(validating: "a/b.iso")))
+    }
+
+    @Test func maxdelayAndStatusfile() throws {
+        let dir = TempDir()
+        var p = try dir.load(twoRoots + "statusfile = /run/user/1000/swunison.status\nmaxdelay = 1.5s\ndelay = 250ms\n")
+        #expect(p.statusFile == "/run/user/1000/swunison.status" && p.maxDelaySeconds == 1.5 && p.warnings.isEmpty)
+        p = try dir.load(twoRoots + "statusfile = ~/state/s.status\n")
+        #expect(p.statusFile == "\(p.profileDirectory.dropLast(4))/home/state/s.status")
+        p = try dir.load(twoRoots + "statusfile = ~/state/s.status\nstatusfile =\n")
+        #expect(p.statusFile == nil)
+        p = try dir.load(twoRoots + "maxdelay = 2\n")
+        #expect(p.warnings.map(\.description) == [
+            "\(dir.profilePath()):3: maxdelay (2 s) is shorter than delay (3 s): in watch mode a change then waits maxdelay, not delay",
+        ])
+        #expect(dir.failure(twoRoots + "maxdelay = 0\n")?.description
+            == "\(dir.profilePath()):3: bad value '0' for maxdelay: expected seconds above 0, e.g. 30")
+        #expect(dir.failure(twoRoots + "maxdelay = soon\n")?.description
+            == "\(dir.profilePath()):3: bad value 'soon' for maxdelay: expected seconds, e.g. 1, 0.5 or 250ms")
     }
 
     @Test func repeatForms() throws {
