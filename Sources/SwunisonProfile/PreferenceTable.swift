@@ -72,7 +72,7 @@ enum PreferenceTable {
             "ignoreinodenumbers", "addversionno", "serverdeploy", "sshcompression")
         add(.typed, .boolWithDefault, "fastcheck", "links")
         add(.typed, .int, "retry", "perms", "maxbackups", "maxerrors", "sshkeepalive", "sshtimeout", "sshport",
-            "stalltimeout")
+            "stalltimeout", "watchlimit")
         add(.typed, .string, "prefer", "force", "backupdir", "backuploc", "backupprefix", "backupsuffix",
             "logfile", "statusfile", "label", "sshcmd", "sshargs", "servercmd", "sshuser")
         add(.typed, .directive, "include", "source")

@@ -133,6 +133,9 @@ public struct Profile: Sendable {
     /// In watch mode, the longest a change waits for its cycle, counted from the first change of
     /// a burst, however busy the tree stays (`maxdelay`).
     public var maxDelaySeconds: Double = 30
+    /// In watch mode, at most this many inotify watches per root (`watchlimit`); nil = as many
+    /// as the kernel allows. Subtrees beyond it are rescanned now and then instead.
+    public var watchLimit: Int?
     /// Where the status report goes (`statusfile`), resolved; nil = beside the archive
     /// (`effectiveStatusFile` in SwunisonCore, which knows the archive's name).
     public var statusFile: String?

@@ -56,6 +56,23 @@ public struct ProfileLoader: Sendable {
         }
     }
 
+    /// The profiles of a command line that names several (a star's hub watching its spokes:
+    /// `swunison --watch hub-a hub-b`), or one profile as ``load(arguments:)`` reads it. Names
+    /// count as profiles when each is a plain name (no `/`, not `ssh:`) with a file `NAME.prf`
+    /// in the profile directory; two arguments that are not both such names are two roots, as
+    /// always. The command line's preferences apply to every profile.
+    /// - Throws: `ProfileError` naming file and line of the first problem.
+    public func loadAll(arguments: [String]) throws(ProfileError) -> [Profile] {
+        let (positionals, overrides) = try CommandLineOverrides.parse(arguments)
+        let named = positionals.filter { name in
+            !name.contains("/") && !name.hasPrefix("ssh:") && FileAccess.isRegularFile(profileDirectory + "/" + name + ".prf")
+        }
+        guard positionals.count >= 2, named.count == positionals.count else { return [try load(arguments: arguments)] }
+        var profiles: [Profile] = []
+        for name in positionals { profiles.append(try load(profileNamed: name, overrides: overrides)) }
+        return profiles
+    }
+
     /// Loads a named profile with command-line `overrides` applied on top.
     /// - Throws: `ProfileError.missingFile` when no file for `name` exists.
     public func load(profileNamed name: String, overrides: [Setting] = []) throws(ProfileError) -> Profile {
@@ -252,6 +269,8 @@ struct ProfileBuilder {
         case "sshtimeout":
             let seconds = try Self.int(value, name, origin, minimum: 0)
             profile.ssh.timeoutSeconds = seconds == 0 ? nil : seconds
+        case "watchlimit":
+            profile.watchLimit = try Self.int(value, name, origin, minimum: 1)
         case "stalltimeout":
             // No "never": a run must not be left waiting forever on a stuck peer (issue 11).
             profile.ssh.stallTimeoutSeconds = try Self.int(value, name, origin, minimum: 1)

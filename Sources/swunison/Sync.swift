@@ -23,49 +23,61 @@ extension Swunison {
 
         func run() async throws {
             let console = Console()
-            let profile: Profile
+            let profiles: [Profile]
             do {
-                profile = try ProfileLoader.fromEnvironment().load(arguments: arguments)
+                profiles = try ProfileLoader.fromEnvironment().loadAll(arguments: arguments)
             } catch {
                 throw ExitStatus.fatal(error, console: console)
             }
-            for warning in profile.warnings where !profile.silent { console.err("warning: \(warning)") }
-            if profile.watch {
-                // Watch mode (inotify on both hosts) is not part of this release. Saying so beats
-                // running once and exiting, which a systemd service would restart in a loop.
-                console.err("swunison: watch mode (--watch, repeat = watch) is not available in swunison \(SwunisonVersion.current); "
-                    + "use repeat = SECONDS (a run every SECONDS) or a systemd timer running '\(profile.name) -batch'")
-                throw ExitCode(3)
+            for profile in profiles {
+                for warning in profile.warnings where !profile.silent { console.err("warning: \(warning)") }
             }
-            while true {
-                let summary: RunSummary
-                do {
-                    summary = try await SyncRun(profile: profile, console: console).run()
-                } catch let exit as ExitCode {
-                    throw exit
-                } catch {
-                    throw ExitStatus.fatal(error, console: console)
+            if profiles.count > 1 || profiles[0].watch {
+                if let once = profiles.first(where: { !$0.watch }), profiles.count > 1 {
+                    console.err("swunison: several profiles run in one process only in watch mode: add --watch "
+                        + "(or repeat = watch to \(once.name).prf)")
+                    throw ExitCode(3)
                 }
-                let code = summary.exitCode
-                // `repeat = SECONDS` (Unison's): run again after that long, whatever this run's
-                // outcome; a fatal error (exit 3) still stops.
-                guard let interval = profile.repeatIntervalSeconds, code != 3 else {
-                    if code != 0 { throw ExitCode(code) }
-                    return
-                }
-                if !profile.silent { console.out("next run in \(interval) s (repeat = \(interval))") }
-                try await Task.sleep(for: .seconds(interval))
+                let code = await WatchCommand(profiles: profiles, console: console).run()
+                if code != 0 { throw ExitCode(code) }
+                return
             }
+            let summary: RunSummary
+            do {
+                summary = try await SyncRun(profile: profiles[0], console: console).run()
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                throw ExitStatus.fatal(error, console: console)
+            }
+            if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
         }
     }
 }
 
-/// Sets up one run from a profile (lock, archive, replicas, log) and prints its summary.
+/// One profile's runs: opens the lock, the archive, the replicas and the log once, and keeps
+/// them for every run (`repeat`) or cycle (watch mode) of the process.
 struct SyncRun {
     let profile: Profile
     let console: Console
 
-    func run() async throws -> RunSummary {
+    /// What a profile's runs keep open.
+    private struct Opened {
+        let lock: ArchiveLock
+        let archive: Archive
+        let logger: Logger
+        let log: LogSink?
+        let replicas: ReplicaPair
+        let options: SessionOptions
+
+        func close() {
+            let replicas = self.replicas
+            Task { await replicas.a.close(); await replicas.b.close() }
+            lock.release()
+        }
+    }
+
+    private func open() async throws -> Opened {
         guard profile.roots.count == 2 else {
             throw ProfileError.badCommandLine(Diagnostic(file: profile.sourceFile, line: nil,
                 message: "exactly two roots are needed, found \(profile.roots.count)"))
@@ -74,28 +86,78 @@ struct SyncRun {
         try makeDirectories(directory + "/archives")
         let archivePath = profile.archivePath
 
-        // Invariant 7: one run per archive at a time; the lock dies with its process.
+        // Invariant 7: one run per archive at a time; the lock dies with its process, and in
+        // watch mode it is held for the whole watch.
         let lock = try ArchiveLock.acquire(path: archivePath)
-        defer { lock.release() }
-        if profile.ignoreArchives { try Archive.removeFile(at: archivePath) }
-        let archive = try Archive.open(path: archivePath, roots: profile.roots.map(\.written))
+        do {
+            if profile.ignoreArchives { try Archive.removeFile(at: archivePath) }
+            let archive = try Archive.open(path: archivePath, roots: profile.roots.map(\.written))
+            let (logger, log) = makeLogger()
+            logger.info("start: \(profile.name) (\(profile.roots[0]) <-> \(profile.roots[1]))\(profile.dryRun ? " dry run" : "")\(profile.watch ? " watch" : "")")
+            let options = sessionOptions(archiveKey: profile.archiveName)
+            let a = try await openReplica(profile.roots[0], cacheKey: options.cacheKey(for: .a))
+            let b = try await openReplica(profile.roots[1], cacheKey: options.cacheKey(for: .b))
+            return Opened(lock: lock, archive: archive, logger: logger, log: log, replicas: ReplicaPair(a: a, b: b),
+                          options: options)
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
 
-        let logger = makeLogger()
-        logger.info("start: \(profile.name) (\(profile.roots[0]) <-> \(profile.roots[1]))\(profile.dryRun ? " dry run" : "")")
+    private var interface: TextInterface {
+        TextInterface(console: console, mode: profile.batch ? .batch : .interactive, auto: profile.auto,
+                      silent: profile.silent, terse: profile.terse, dryRun: profile.dryRun)
+    }
 
-        let options = sessionOptions(archiveKey: profile.archiveName)
-        let a = try await openReplica(profile.roots[0], cacheKey: options.cacheKey(for: .a))
-        let b = try await openReplica(profile.roots[1], cacheKey: options.cacheKey(for: .b))
-        let replicas = ReplicaPair(a: a, b: b)
-        defer { Task { await a.close(); await b.close() } }
+    /// One run, or `repeat = SECONDS` runs until a fatal error or a signal; prints each run's
+    /// summary and returns the last.
+    func run() async throws -> RunSummary {
+        let opened = try await open()
+        defer { opened.close() }
+        let mode: StatusReport.Mode = profile.repeatIntervalSeconds == nil ? .once : .repeat
+        let observer = RunObserver(profile: profile, mode: mode, console: console, logger: opened.logger)
+        defer { observer.flush() }
+        let driver = SyncDriver(options: opened.options, replicas: opened.replicas, archive: opened.archive,
+                                interface: interface, logger: opened.logger, observer: observer)
+        guard let interval = profile.repeatIntervalSeconds else {
+            let summary = try await driver.runOnce()
+            report(summary, logger: opened.logger)
+            return summary
+        }
+        // `repeat = SECONDS` (Unison's): run again that long after each run ends, whatever its
+        // outcome; a fatal error (exit 3) stops, and so does SIGTERM (after the run in flight).
+        let log = opened.log
+        let signals = SignalHandlers(stop: { driver.stop() }, reopenLog: { log?.reopen() })
+        defer { withExtendedLifetime(signals) {} }
+        return try await driver.repeatRuns(every: .seconds(interval)) { summary in
+            report(summary, logger: opened.logger)
+            if !profile.silent && !driver.isStopping { console.out("next run in \(interval) s (repeat = \(interval))") }
+        }
+    }
 
-        let interface = TextInterface(console: console, mode: profile.batch ? .batch : .interactive,
-                                      auto: profile.auto, silent: profile.silent, terse: profile.terse,
-                                      dryRun: profile.dryRun)
-        let session = Session(options: options, replicas: replicas, archive: archive, interface: interface, logger: logger)
-        let summary = try await session.run()
-        report(summary, logger: logger)
-        return summary
+    /// Watch mode until the coordinator stops it. Throws when it cannot start.
+    func watch(_ coordinator: WatchCoordinator) async throws {
+        let opened = try await open()
+        defer { opened.close() }
+        let observer = RunObserver(profile: profile, mode: .watch, console: console, logger: opened.logger,
+                                   onState: { coordinator.stateChanged($0, $1) })
+        defer { observer.flush() }
+        let driver = SyncDriver(options: opened.options, replicas: opened.replicas, archive: opened.archive,
+                                interface: interface, logger: opened.logger, observer: observer)
+        coordinator.add(driver, log: opened.log)
+        var timing = WatchTiming()
+        timing.delay = .milliseconds(Int64(profile.delay * 1000))
+        timing.maxDelay = .milliseconds(Int64(profile.maxDelaySeconds * 1000))
+        timing.fullRescanEvery = .seconds(profile.repeatIntervalSeconds ?? 3600)
+        timing.unwatchedRescanEvery = min(.seconds(60), timing.fullRescanEvery)
+        let request = WatchRequest(paths: profile.paths, ignore: profile.ignorePatterns, ignoreNot: profile.ignoreNotPatterns,
+                                   watchLimit: profile.watchLimit,
+                                   holdWhileWritingNanoseconds: Int64(profile.maxDelaySeconds * 1_000_000_000),
+                                   cacheKey: opened.options.cacheKey)
+        if !profile.silent { console.out("\(profile.name): watching \(profile.roots[0].written) and \(profile.roots[1].written)") }
+        try await driver.watch(request, timing: timing)
+        opened.logger.info("watch: stopped")
     }
 
     private func openReplica(_ root: Root, cacheKey: String) async throws -> any Replica {
@@ -150,12 +212,12 @@ struct SyncRun {
         return options
     }
 
-    private func makeLogger() -> Logger {
+    private func makeLogger() -> (Logger, LogSink?) {
         guard profile.log, let sink = LogSink(path: profile.effectiveLogFile) else {
             if profile.log && !profile.silent { console.err("warning: cannot open log file \(profile.effectiveLogFile); not logging") }
-            return Logger(label: "swunison", factory: { _ in SwiftLogNoOpLogHandler() })
+            return (Logger(label: "swunison", factory: { _ in SwiftLogNoOpLogHandler() }), nil)
         }
-        return Logger(label: "swunison", factory: { _ in FileLogHandler(sink: sink) })
+        return (Logger(label: "swunison", factory: { _ in FileLogHandler(sink: sink) }), sink)
     }
 
     /// The summary block, Unison-style.

@@ -71,19 +71,6 @@ struct SyncCommandTests {
         #expect(s.read("b", "first") == "1" && s.read("b", "second") == "2", "\(run)")
     }
 
-    @Test("--watch and repeat = watch say that watch mode is not available, exit 3, touch nothing")
-    func watchIsRefusedClearly() throws {
-        let s = try Sandbox("e2e-watch")
-        try s.profile()
-        try s.write("a", "x", "x")
-        let flag = try s.run(["t", "--watch"])
-        #expect(flag.status == 3 && flag.stderr.contains("watch mode (--watch, repeat = watch) is not available"), "\(flag)")
-        try s.profile("w", ["batch = true", "repeat = watch"])
-        let pref = try s.run(["w"])
-        #expect(pref.status == 3 && pref.stderr.contains("use repeat = SECONDS"), "\(pref)")
-        #expect(s.read("b", "x") == nil)
-    }
-
     @Test("--dry-run prints the plan and changes neither replica nor archive")
     func dryRun() throws {
         let s = try Sandbox("e2e-dry")

@@ -58,16 +58,19 @@ public final class SyncDriver: Sendable {
 
     /// One run over everything the profile covers.
     public func runOnce() async throws -> RunSummary {
-        try await cycle(.full).summaryOrThrow()
+        defer { observer.stateChanged(.stopped) }
+        return try await cycle(.full).summaryOrThrow()
     }
 
     /// A run, then another `interval` after each one ends (`repeat = SECONDS`), until `stop()`
     /// or a fatal error. `each` sees every run's summary; returns the last one.
     public func repeatRuns(every interval: Duration, each: (RunSummary) -> Void) async throws -> RunSummary {
+        defer { observer.stateChanged(.stopped) }
         while true {
-            let summary = try await runOnce()
+            let summary = try await cycle(.full).summaryOrThrow()
             each(summary)
             if isStopping { return summary }
+            observer.stateChanged(.idle)
             _ = await inbox.take(until: .now + interval)
             if isStopping { return summary }
         }
