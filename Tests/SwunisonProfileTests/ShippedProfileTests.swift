@@ -29,6 +29,16 @@ import SwunisonModel
         #expect(p.warnings.isEmpty)
     }
 
+    @Test func starProfilesShareTheirSettingsAndTheHubRoot() throws {
+        let profiles = try loader(shippedProfiles).loadAll(arguments: ["hub-a", "hub-b", "--watch"])
+        #expect(profiles.map(\.name) == ["hub-a", "hub-b"])
+        for p in profiles {
+            #expect(p.watch && p.batch && p.prefer == .newer && p.confirmBigDeletes && p.warnings.isEmpty)
+            #expect(p.roots.first == .local(path: "/srv/data"))
+        }
+        #expect(profiles[0].roots[1] != profiles[1].roots[1])
+    }
+
     @Test func exampleProfileLoadsAsShippedAndWithEveryExampleEnabled() throws {
         let p = try loader(shippedProfiles).load(arguments: ["example"])
         #expect(p.roots.count == 2 && p.warnings.isEmpty)
