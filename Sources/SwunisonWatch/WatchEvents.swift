@@ -21,6 +21,10 @@ extension WatchLoop {
         // swunison's own temporary names are never reported (the rename to the final name is).
         guard !isSwunisonTemporary(name), let component = try? PathComponent(validating: name) else { return }
         let path = directory.appending(component)
+        // A file opened with O_TMPFILE has no name, but inotify reports its writes under the
+        // kernel's placeholder "#<inode>", and no close ever ends that hold. Its link into place
+        // is reported under the real name (IN_CREATE).
+        if isUnnamedFilePlaceholder(name), !mask.contains(.isDirectory), !exists(path) { return }
         let isDirectory = mask.contains(.isDirectory)
 
         if isDirectory && !options.shouldWatch(path) {
@@ -96,6 +100,12 @@ extension WatchLoop {
         } else if mask.contains(.unmount), let path = watches.table.path(of: event.wd) {
             outgoing.append(.changed(path))
         }
+    }
+
+    /// Whether `path` names something (the placeholder of an unnamed file names nothing).
+    private func exists(_ path: RelativePath) -> Bool {
+        guard let opened = root.open(), case .success(let found) = root.status(of: path, beneath: opened) else { return true }
+        return found != nil
     }
 
     /// Whether a file just created is still being written, and so is held: a regular file with

@@ -292,5 +292,11 @@ func isSwunisonTemporary(_ name: [UInt8]) -> Bool {
     name.starts(with: swunisonTemporaryPrefix)
 }
 
+/// Whether `name` has the form the kernel gives an `O_TMPFILE` file that has no name yet:
+/// "#" and its inode number in decimal (a real file may be called that too: check it exists).
+func isUnnamedFilePlaceholder(_ name: [UInt8]) -> Bool {
+    name.count > 1 && name[0] == UInt8(ascii: "#") && name.dropFirst().allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+}
+
 /// The prefix of swunison's temporary and partial files.
 let swunisonTemporaryPrefix: [UInt8] = Array(".swunison.".utf8)

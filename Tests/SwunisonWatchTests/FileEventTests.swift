@@ -116,4 +116,29 @@ import Testing
         #expect(changed(seen + after) == ["final"])
         #expect(watcher.watchCount == 1)  // the root only: no watch in a temporary directory
     }
+
+    /// A file written unnamed (`O_TMPFILE`, as swunison itself writes) and linked in: its writes
+    /// come under the kernel's placeholder name "#<inode>", which no close ever releases. Only
+    /// the real name is reported, and no phantom "#…" path after the hold time.
+    @Test func fileLinkedInFromAnUnnamedFileIsReportedByItsNameOnly() async throws {
+        let tree = try WatchTree("tmpfile")
+        try tree.write("#12", "a real file may have such a name")
+        let (watcher, _) = try startWatcher(tree, options: .init(holdWhileWritingNanoseconds: 300_000_000))
+        defer { watcher.stop() }
+        let subscription = watcher.subscribe()
+
+        let oTmpfile: Int32 = 0o20_000_000 | O_DIRECTORY  // O_TMPFILE (a macro Swift cannot import)
+        let fd = open(tree.root, oTmpfile | O_WRONLY | O_CLOEXEC, 0o644)
+        try #require(fd >= 0)
+        #expect(write(fd, "content", 7) == 7)
+        var times = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
+        #expect(futimens(fd, &times) == 0)
+        #expect(linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, tree.absolute("linked"), AT_SYMLINK_FOLLOW) == 0)
+        close(fd)
+        try tree.append("#12")
+        let seen = try await collect(subscription, untilCovered: "#12")
+        try await Task.sleep(for: .milliseconds(600))  // past the hold time
+        let after = try await settle(tree, subscription)
+        #expect(Set(changed(seen + after)) == ["linked", "#12"])
+    }
 }
