@@ -39,6 +39,17 @@ final class ChannelState: @unchecked Sendable {
 
     /// Whether a reader blocked in `read` can return (data, EOF, failure or close).
     var isReadable: Bool { !incoming.isEmpty || isRemoteEOF || failure != nil || isClosed }
+
+    /// Whether the I/O thread must look at this channel even when the socket is quiet: while it
+    /// is being opened (a deadline), and after EOF until its exit status is known (or given up).
+    var needsPolling: Bool {
+        if isClosed || failure != nil { return false }
+        switch phase {
+        case .opening, .requestingExec: return true
+        case .open: return isRemoteEOF && !isExitStatusKnown
+        case .finished: return false
+        }
+    }
 }
 
 /// The I/O machinery of one session: the libssh handle, its channels, and the one thread that
@@ -201,21 +212,44 @@ final class SessionCore: @unchecked Sendable {
                 _ = ssh_send_keepalive(handle.raw)
                 lastKeepalive = now
             }
-            if progressed {
+            if progressed || (!failed && libsshHoldsInput(active)) {
                 idleRounds = 0
                 continue
             }
-            // libssh may have moved bytes from the socket into a channel buffer during the last
-            // calls, where poll() cannot see them: sleep briefly first, then longer.
-            var timeout = backoffMilliseconds[min(idleRounds, backoffMilliseconds.count - 1)]
-            idleRounds += 1
+            // Nothing moved and libssh holds nothing poll() cannot see: sleep until the socket or
+            // a writer wakes us (no wake-ups while a watch idles). Only a channel being opened or
+            // waiting for its exit status needs a look now and then (its deadlines), with backoff.
+            var timeout: Int32 = -1
+            if active.contains(where: { lock.withLock { [channel = $0] in channel.needsPolling } }) {
+                timeout = backoffMilliseconds[min(idleRounds, backoffMilliseconds.count - 1)]
+                idleRounds += 1
+            }
             if let keepaliveSeconds {
                 let due = lastKeepalive + UInt64(keepaliveSeconds) * 1_000_000_000
                 let untilDue = due > now ? Int32(clamping: (due - now) / 1_000_000) : 0
-                timeout = min(timeout, untilDue)
+                timeout = timeout < 0 ? untilDue : min(timeout, untilDue)
             }
-            waitForActivity(timeoutMilliseconds: failed ? -1 : timeout)
+            waitForActivity(timeoutMilliseconds: failed ? -1 : timeout, watchSocket: !failed)
         }
+    }
+
+    /// Whether libssh has input for an open channel that a `poll()` of the socket would not
+    /// show: bytes already read into a channel's buffer (by a call for another channel, or for
+    /// stderr). (`ssh_get_poll_flags`' SSH_READ_PENDING is no help: it only says libssh wants to
+    /// read, which it always does.)
+    private func libsshHoldsInput(_ channels: [ChannelState]) -> Bool {
+        for channel in channels {
+            guard let raw = channel.handle else { continue }
+            let (isOpen, room) = lock.withLock {
+                (channel.phase == .open && channel.failure == nil && !channel.isClosed && !channel.isRemoteEOF,
+                 Self.queueCapacity - channel.incoming.count)
+            }
+            guard isOpen else { continue }
+            // Stdout counts only when the reader's queue has room (otherwise the reader wakes us).
+            if room > 0 && ssh_channel_poll(raw, 0) > 0 { return true }
+            if ssh_channel_poll(raw, 1) > 0 { return true }
+        }
+        return false
     }
 
     private func drainWakePipe() {
@@ -223,10 +257,10 @@ final class SessionCore: @unchecked Sendable {
         while Glibc.read(wakeRead, &buffer, buffer.count) > 0 {}
     }
 
-    private func waitForActivity(timeoutMilliseconds: Int32) {
+    private func waitForActivity(timeoutMilliseconds: Int32, watchSocket: Bool) {
         let socket = ssh_get_fd(handle.raw)
         var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-        if socket >= 0 && timeoutMilliseconds >= 0 {
+        if socket >= 0 && watchSocket {
             var events = Int16(POLLIN)
             if ssh_get_poll_flags(handle.raw) & SSH_WRITE_PENDING != 0 { events |= Int16(POLLOUT) }
             fds.append(pollfd(fd: socket, events: events, revents: 0))
