@@ -42,7 +42,8 @@ public enum ChangeNotice: Sendable, Equatable, CustomStringConvertible {
     case overflow
     /// These subtrees have no watches (the watch limit was reached): nothing is heard from
     /// them, so they must be rescanned now and then. `needed` is how many watches the tree
-    /// wanted, `available` how many could be had.
+    /// wanted, `available` how many could be had; both 0 when no inotify instance could be had
+    /// at all (`fs.inotify.max_user_instances`), and the subtree is the root.
     case unwatched([RelativePath], needed: Int, available: Int)
     /// The root itself went away (deleted, unmounted, replaced): stop propagating to and from
     /// it until ``rootBack``. Never to be read as "everything was deleted" (Invariant 6).

@@ -208,4 +208,20 @@ struct SyncDriverTests {
         #expect(TestFiles.read(s.f.b + "/deep/f") == "unheard")
         try await s.stop()
     }
+
+    @Test("no inotify instance for a side: a warning naming max_user_instances, and the root rescanned")
+    func noInstanceMeansTheRootIsRescanned() async throws {
+        var timing = Setup.fastTiming
+        timing.unwatchedRescanEvery = .milliseconds(300)
+        let s = try await Setup("driver-noinstance", timing: timing)
+        try await s.observer.waitForCycles(1)
+        s.b.current!.push(.unwatched([.root], needed: 0, available: 0))
+        try TestFiles.write(s.f.b + "/unheard", "b")
+        try await s.observer.waitForCycles(2)
+        #expect(s.observer.warnings.contains { $0.contains("fs.inotify.max_user_instances") })
+        #expect(!s.observer.warnings.contains { $0.contains("max_user_watches") })
+        #expect(s.observer.cycles[1].scope == .paths([.root]) || s.observer.cycles[1].scope == .full)
+        #expect(TestFiles.read(s.f.a + "/unheard") == "b")
+        try await s.stop()
+    }
 }

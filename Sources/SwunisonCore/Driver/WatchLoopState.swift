@@ -58,7 +58,14 @@ struct WatchLoopState {
                 case let .unwatched(paths, needed, available):
                     let known = Set(unwatched[side] ?? [])
                     unwatched[side, default: []] += paths.filter { !known.contains($0) }
-                    if !warnedUnwatched.contains(side) {
+                    if !warnedUnwatched.contains(side) && needed == 0 {
+                        // No inotify instance at all (see ChangeNotice.unwatched): the whole root.
+                        warnedUnwatched.insert(side)
+                        observer.warning("the \(side) side could not get an inotify instance (the user's "
+                            + "`fs.inotify.max_user_instances` is reached): it is rescanned every "
+                            + "\(timing.unwatchedRescanEvery) instead; raise the limit with "
+                            + "`sysctl fs.inotify.max_user_instances=512`, or stop other watchers")
+                    } else if !warnedUnwatched.contains(side) {
                         warnedUnwatched.insert(side)
                         observer.warning("the \(side) side needs \(needed) inotify watches and can have \(available): "
                             + "\(unwatched[side]!.count) subtrees are not watched and are rescanned every "

@@ -361,12 +361,21 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         let identity = stat(rootPath, &st) == 0 ? "\(st.st_dev):\(st.st_ino)" : rootPath
         let key = ([identity, "\(request.watchLimit ?? -1)", "\(request.holdWhileWritingNanoseconds)"]
             + scope.map(\.description) + ["|"] + request.ignore + ["|"] + request.ignoreNot).joined(separator: "\u{1}")
-        let (watcher, report) = try await withCheckedThrowingContinuation { (c: CheckedContinuation<(TreeWatcher, WatchSetupReport), any Error>) in
+        let started = await withCheckedContinuation { (c: CheckedContinuation<Result<(TreeWatcher, WatchSetupReport), WatcherError>, Never>) in
             BlockingWorkers.shared.run {
-                c.resume(with: Result { () throws(WatcherError) in
+                c.resume(returning: Result { () throws(WatcherError) in
                     try SharedTreeWatchers.watcher(rootPath: rootPath, options: options, sharingKey: key)
-                }.mapError { ReplicaError.badRoot(root: self.displayName, message: "cannot watch: \($0)") })
+                })
             }
+        }
+        let watcher: TreeWatcher, report: WatchSetupReport
+        switch started {
+        case .success(let made): (watcher, report) = made
+        case .failure(.tooManyInstances):
+            // No inotify instance to be had: never an exit; the root is rescanned now and then.
+            return UnwatchedRoot()
+        case .failure(let error):
+            throw ReplicaError.badRoot(root: displayName, message: "cannot watch: \(error)")
         }
         let subscription = watcher.subscribe { inScope($0) && !rules.isIgnored($0) }
         watching.withLock { $0 = subscription }
@@ -657,5 +666,40 @@ final class LocalWatch: ChangeSource, Sendable {
     func stop() async {
         replica.watchStopped(subscription)
         await subscription.stop()
+    }
+}
+
+/// The watch of a root that could get no inotify instance: it says so once (the whole root is
+/// unwatched, so the driver rescans it now and then), then waits until stopped.
+final class UnwatchedRoot: ChangeSource, Sendable {
+    private struct State {
+        var told = false
+        var stopped = false
+        var waiter: CheckedContinuation<[ChangeNotice], any Error>?
+    }
+    private let state = Mutex(State())
+
+    func next() async throws -> [ChangeNotice] {
+        try await withCheckedThrowingContinuation { c in
+            let answer: Result<[ChangeNotice], any Error>? = state.withLock { s in
+                if s.stopped { return .failure(WatchUnavailable("the watch was stopped")) }
+                if !s.told {
+                    s.told = true
+                    return .success([.unwatched([.root], needed: 0, available: 0)])
+                }
+                s.waiter = c
+                return nil
+            }
+            if let answer { c.resume(with: answer) }
+        }
+    }
+
+    func stop() async {
+        let waiter = state.withLock { s in
+            s.stopped = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(throwing: WatchUnavailable("the watch was stopped"))
     }
 }
