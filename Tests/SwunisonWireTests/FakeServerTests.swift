@@ -31,12 +31,76 @@ import Testing
 
     @Test(arguments: ["..", "../escaped", "/etc/passwd", "a/../../escaped", "ok/./x", "a//b"])
     func aHostileScanPathStopsTheRunAndTouchesNothing(hostile: String) async throws {
+        let run = try await Self.runAgainstFakeServer(options: Self.options()) { id in
+            try Self.forgedScanBatch(id: id, hostile: hostile)
+        }
+        #expect(run.error.contains("hostile path"), "\(run.error)")
+        try run.expectNothingChanged()
+    }
+
+    /// Paths an honest scan never reports, in a well-formed reply: each stops the run before
+    /// anything changes (`SessionError.outOfScope`), the directories' modes included.
+    @Test(arguments: [
+        (["Path .ssh"], [], [".ssh", ".ssh/authorized_keys2"]),
+        (["Path .ssh"], [], [".ssh/rc"]),
+        (["Name *.tmp"], [], ["x.tmp"]),
+        (["BelowPath secret"], [], ["secret/deep/file"]),
+        ([], ["docs"], ["docs", "docs/a", "other"]),
+        ([], [], [".swunison.123.abc.tmp"]),
+        ([], [], ["d", "d/.swunison.9.x.tmp/inner"]),
+    ] as [([String], [String], [String])])
+    func anOutOfScopePathStopsTheRunAndTouchesNothing(ignore: [String], paths: [String], reported: [String]) async throws {
+        var options = Self.options()
+        options.ignore = ignore
+        options.paths = try paths.map { try RelativePath(validating: $0) }
+        let changes = try reported.map { path in
+            ScanChange(path: try RelativePath(validating: path), old: nil,
+                       new: path == reported.last ? Entry(kind: .file, size: 1, mtime: 1_700_000_000_000_000_000, mode: 0o644,
+                                                          digest: SHA256Sample.one)
+                                                  : Entry(kind: .directory, mode: 0o755))
+        }
+        let run = try await Self.runAgainstFakeServer(options: options) { id in
+            try FrameEncoder().encode(Frame(id, .scanBatch(changes)))
+        }
+        #expect(reported.contains { run.error.contains("reported \($0), which is") }, "\(run.error)")
+        #expect(run.error.contains("Nothing was changed"), "\(run.error)")
+        try run.expectNothingChanged()
+    }
+
+    static func options() -> SessionOptions {
+        SessionOptions(reconcile: ReconcileOptions(prefer: .newer), cacheKey: "fake")
+    }
+
+    /// What a run against the fake server left.
+    struct FakeRun {
+        let error: String
+        let dir: TemporaryDirectory
+        let rootA: String
+        let rootMode: mode_t
+        let archive: Archive
+
+        /// A holds exactly what it held, with the same mode, nothing appeared beside it, and
+        /// the archive recorded nothing.
+        func expectNothingChanged() throws {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: rootA) == ["keep"])
+            #expect(TestFiles.read(rootA + "/keep") == "kept")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["a", "state"])
+            var st = stat()
+            #expect(stat(rootA, &st) == 0 && st.st_mode & 0o7777 == rootMode)
+            #expect(try archive.isEmpty)
+        }
+    }
+
+    /// Runs a session (local A, B behind a fake server that handshakes and opens as a real one
+    /// would, then answers the scan with `scanReply(requestID)`'s bytes).
+    static func runAgainstFakeServer(options: SessionOptions,
+                                     scanReply: @escaping @Sendable (UInt64) throws -> [UInt8]) async throws -> FakeRun {
         let dir = try TemporaryDirectory("wire-fake-server")
         let rootA = dir.appending("a"), state = dir.appending("state")
         for d in [rootA, state] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        chmod(rootA, 0o750)
         try TestFiles.write(rootA + "/keep", "kept")
 
-        // The fake server: handshake and open as a real one would, then the forged scan reply.
         let (clientEnd, serverEnd) = try PipeStream.pair()
         let peer = RawPeer(stream: serverEnd)
         let server = Task {
@@ -49,7 +113,7 @@ import Testing
                     case .open:
                         try peer.send(Frame(frame.requestID, .ok))
                     case .scan:
-                        try peer.sendRaw(try Self.forgedScanBatch(id: frame.requestID, hostile: hostile))
+                        try peer.sendRaw(try scanReply(frame.requestID))
                         try peer.send(Frame(frame.requestID, .scanDone(ScanResult(isDelta: false, entryCount: 1, problems: []))))
                     default:
                         try peer.send(Frame(frame.requestID, .failure(.other("fake server: no \(frame.message.name)"))))
@@ -64,19 +128,11 @@ import Testing
         let local = try LocalReplica(root: rootA, cacheDirectory: state + "/caches", backupDirectory: state + "/backup",
                                      maxBackups: 1, attributes: AttributeSelection())
         let archive = try Archive.open(path: state + "/archive.db", roots: [rootA, "fake"])
-        let session = Session(options: SessionOptions(reconcile: ReconcileOptions(prefer: .newer), cacheKey: "fake"),
-                              replicas: ReplicaPair(a: local, b: remote), archive: archive,
+        let session = Session(options: options, replicas: ReplicaPair(a: local, b: remote), archive: archive,
                               interface: SilentInterface(), logger: Logger(label: "test"))
-
         let error = await #expect(throws: (any Error).self) { _ = try await session.run() }
-        #expect("\(error.map { "\($0)" } ?? "")".contains("hostile path"), "\(String(describing: error))")
-        // Nothing changed: A holds exactly what it held, nothing appeared beside it, and the
-        // archive recorded nothing.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: rootA) == ["keep"])
-        #expect(TestFiles.read(rootA + "/keep") == "kept")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["a", "state"])
-        #expect(try archive.isEmpty)
         await local.close()
+        return FakeRun(error: error.map { "\($0)" } ?? "", dir: dir, rootA: rootA, rootMode: 0o750, archive: archive)
     }
 }
 

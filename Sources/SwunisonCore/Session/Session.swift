@@ -13,6 +13,9 @@ public enum SessionError: Error, Sendable, CustomStringConvertible {
     case bigDeletion(side: String, paths: [String], count: Int)
     /// A replica could not be scanned at all.
     case scanFailed(side: String, message: String)
+    /// A replica reported a path no scan of this profile can report (ignored, outside the
+    /// profile's `path`s, a temporary name): a broken or hostile peer (``ScanScope``).
+    case outOfScope(side: String, path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +26,9 @@ public enum SessionError: Error, Sendable, CustomStringConvertible {
                 + "otherwise check that the root is mounted and correct."
         case let .scanFailed(side, message):
             return "cannot scan \(side): \(message)"
+        case let .outOfScope(side, path, reason):
+            return "\(side) reported \(path), which is \(reason): an honest replica never reports such a path, so "
+                + "the peer is broken or hostile. Nothing was changed; the run stopped."
         }
     }
 }
@@ -39,9 +45,13 @@ public final class Session: Sendable {
     private let archive: Archive
     private let interface: any SessionInterface
     private let logger: Logger
+    /// The profile's ignore rules, to check what the scans report.
+    private let scopeRules: IgnoreRules
 
     public init(options: SessionOptions, replicas: ReplicaPair, archive: Archive,
                 interface: any SessionInterface, logger: Logger) {
+        // A pattern that does not compile fails each replica's scan before it reports anything.
+        self.scopeRules = (try? IgnoreRules(ignore: options.ignore, ignoreNot: options.ignoreNot)) ?? .none
         self.options = options
         self.replicas = replicas
         self.archive = archive
@@ -192,10 +202,12 @@ public final class Session: Sendable {
                                   expectedSnapshot: expected, fastcheck: options.fastcheck,
                                   attributes: options.attributes, cacheKey: options.cacheKey(for: side))
         request.deferDigests = deferDigests
-        let collector = ChangeCollector()
+        let collector = ChangeCollector(scope: ScanScope(paths: paths, rules: scopeRules), side: replicas[side].displayName)
         let result: ScanResult
         do {
-            result = try await replicas[side].scan(request) { batch in collector.append(batch) }
+            result = try await replicas[side].scan(request) { batch in try collector.append(batch) }
+        } catch let error as SessionError {
+            throw error
         } catch let error as ReplicaError {
             throw error
         } catch let error as FirstConnectionFailure {
@@ -518,18 +530,32 @@ func residentMemory() -> String {
     return "RSS \(rss) MB (peak \(peak) MB)"
 }
 
-/// Collects scan batches arriving on the scanner's thread.
+/// Collects scan batches arriving on the scanner's thread, each path checked against the scan's
+/// scope on receipt (a path outside stops the scan: ``SessionError/outOfScope``).
 private final class ChangeCollector: Sendable {
-    private let changes = Mutex<[ScanChange]>([])
+    private let state: Mutex<(changes: [ScanChange], check: ScanScopeCheck)>
+    private let side: String
 
-    func append(_ batch: [ScanChange]) {
-        changes.withLock { $0.append(contentsOf: batch) }
+    init(scope: ScanScope, side: String) {
+        state = Mutex(([], ScanScopeCheck(scope)))
+        self.side = side
+    }
+
+    func append(_ batch: [ScanChange]) throws(SessionError) {
+        try state.withLock { (s) throws(SessionError) in
+            for change in batch {
+                if let reason = s.check.violation(change) {
+                    throw SessionError.outOfScope(side: side, path: change.path.description, reason: reason)
+                }
+            }
+            s.changes.append(contentsOf: batch)
+        }
     }
 
     func take() -> [ScanChange] {
-        changes.withLock { taken in
-            defer { taken = [] }
-            return taken
+        state.withLock { s in
+            defer { s.changes = [] }
+            return s.changes
         }
     }
 }
