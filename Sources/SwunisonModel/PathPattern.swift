@@ -74,6 +74,17 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// A `BelowPath` specification that matches exactly `path` and everything beneath it,
+    /// whatever characters its names hold (glob characters, braces, spaces are escaped).
+    public static func belowPathSpec(_ path: RelativePath) -> String {
+        var text = "BelowPath "
+        for character in String(decoding: path.bytes, as: UTF8.self) {
+            if "\\*?[]{}, \t".contains(character) { text.append("\\") }
+            text.append(character)
+        }
+        return text
+    }
+
     /// The pattern as it would be written in a profile.
     public var description: String {
         let base = "\(kind.rawValue) \(pattern)"

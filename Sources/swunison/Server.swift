@@ -28,7 +28,7 @@ extension Swunison {
                                         cacheDirectory: stateDirectory + "/caches",
                                         backupDirectory: backups ?? stateDirectory + "/backup",
                                         maxBackups: spec.maxBackups, attributes: spec.attributes,
-                                        cacheKey: spec.cacheKey)
+                                        cacheKey: spec.cacheKey, ownFiles: [stateDirectory])
             }
             do {
                 try await server.run()

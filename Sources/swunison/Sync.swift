@@ -94,9 +94,15 @@ struct SyncRun {
             let archive = try Archive.open(path: archivePath, roots: profile.roots.map(\.written))
             let (logger, log) = makeLogger()
             logger.info("start: \(profile.name) (\(profile.roots[0]) <-> \(profile.roots[1]))\(profile.dryRun ? " dry run" : "")\(profile.watch ? " watch" : "")")
-            let options = sessionOptions(archiveKey: profile.archiveName)
+            var options = sessionOptions(archiveKey: profile.archiveName)
             let a = try await openReplica(profile.roots[0], cacheKey: options.cacheKey(for: .a))
             let b = try await openReplica(profile.roots[1], cacheKey: options.cacheKey(for: .b))
+            // swunison's own files inside a local root are ignored on both sides (a server
+            // leaves its own out by itself).
+            for case let local as LocalReplica in [a, b] where !local.ownState.isEmpty {
+                options.ignore += local.ownState.ignorePatterns
+                logger.info("ignoring swunison's own files in \(local.displayName): \(local.ownState.paths.map(\.description).joined(separator: ", "))")
+            }
             return Opened(lock: lock, archive: archive, logger: logger, log: log, replicas: ReplicaPair(a: a, b: b),
                           options: options)
         } catch {
@@ -151,7 +157,7 @@ struct SyncRun {
         timing.maxDelay = .milliseconds(Int64(profile.maxDelaySeconds * 1000))
         timing.fullRescanEvery = .seconds(profile.repeatIntervalSeconds ?? 3600)
         timing.unwatchedRescanEvery = min(.seconds(60), timing.fullRescanEvery)
-        let request = WatchRequest(paths: profile.paths, ignore: profile.ignorePatterns, ignoreNot: profile.ignoreNotPatterns,
+        let request = WatchRequest(paths: profile.paths, ignore: opened.options.ignore, ignoreNot: opened.options.ignoreNot,
                                    watchLimit: profile.watchLimit,
                                    holdWhileWritingNanoseconds: Int64(profile.maxDelaySeconds * 1_000_000_000),
                                    cacheKey: opened.options.cacheKey)
@@ -166,7 +172,8 @@ struct SyncRun {
             return try LocalReplica(root: path, displayName: root.written,
                                     cacheDirectory: profile.profileDirectory + "/caches",
                                     backupDirectory: profile.effectiveBackupDirectory,
-                                    maxBackups: profile.maxBackups, attributes: profile.attributes, cacheKey: cacheKey)
+                                    maxBackups: profile.maxBackups, attributes: profile.attributes, cacheKey: cacheKey,
+                                    ownFiles: [profile.profileDirectory, profile.effectiveLogFile, profile.effectiveStatusFile])
         case .ssh(let remote):
             return try await RemoteReplicaFactory.open(remote, written: root.written, cacheKey: cacheKey,
                                                        profile: profile, console: console)

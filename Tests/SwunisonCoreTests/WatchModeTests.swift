@@ -210,4 +210,5 @@ final class FoundEntries: @unchecked Sendable {
     private var entries: [String: Entry] = [:]
     func add(_ changes: [ScanChange]) { lock.withLock { for c in changes { entries[c.path.description] = c.new } } }
     func entry(_ path: String) -> Entry? { lock.withLock { entries[path] } }
+    var paths: [String] { lock.withLock { entries.keys.sorted() } }
 }

@@ -35,6 +35,8 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     private let durability: GroupSync
     /// The watch in progress (watch mode), told of this replica's own changes.
     private let watching = Mutex<TreeWatchSubscription?>(nil)
+    /// swunison's own files inside this root: never scanned, watched or changed.
+    public let ownState: OwnState
 
     /// Opens a root.
     /// - Parameters:
@@ -47,8 +49,10 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     /// - Throws: ``ReplicaError/badRoot(root:message:)`` when the root is missing or not a directory
     ///   — never treated as an empty replica (Invariant 6).
     ///   - cacheKey: the scan cache to use when a commit arrives before any scan.
+    ///   - ownFiles: swunison's own files and directories on this host (absolute paths: state
+    ///     directory, backups, log, status file); those inside the root are left alone.
     public init(root: String, displayName: String? = nil, cacheDirectory: String, backupDirectory: String,
-                maxBackups: Int, attributes: AttributeSelection, cacheKey: String? = nil) throws {
+                maxBackups: Int, attributes: AttributeSelection, cacheKey: String? = nil, ownFiles: [String] = []) throws {
         self.displayName = displayName ?? root
         var st = Glibc.stat()
         if fstatat(AT_FDCWD, root, &st, 0) != 0 {
@@ -78,6 +82,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         self.cacheDirectory = cacheDirectory
         self.attributes = attributes
         self.defaultCacheKey = cacheKey
+        self.ownState = OwnState(root: root, files: ownFiles + [cacheDirectory, backupDirectory])
     }
 
     /// Opens the root again by its path: watch mode saw it deleted (or unmounted) and there
@@ -103,7 +108,10 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         let cache = try openCache(key: request.cacheKey)
         let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
         let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
-        let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty ? nil : { @Sendable in rules.isIgnored($0) }
+        // swunison's own files are out whatever `ignorenot` says.
+        let own = ownState
+        let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty && own.isEmpty ? nil
+            : { @Sendable in own.covers($0) || rules.isIgnored($0) }
         let rootPath = files.rootPath
         let options = {
             var options = ScanOptions(paths: request.paths, delta: isDelta, fastcheck: request.fastcheck,
@@ -158,7 +166,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     public func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader,
                           replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await ownChange(path) {
+        try await ownChange(path, replacing: replacing) {
             try await self.writeOneFile(path, entry: entry, from: source, replacing: replacing, backup: backup)
         }
     }
@@ -253,6 +261,15 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     /// parent directory opened once per run of files in it), made durable by one shared syncfs
     /// (Invariant 1), then renamed into place in a second hop.
     public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
+        let own = ownState
+        func refused(_ write: FileWrite) -> Bool {
+            write.replacing?.kind == .directory ? own.touches(write.path) : own.covers(write.path)
+        }
+        if !own.isEmpty && writes.contains(where: refused) {
+            // Rare (a peer sending swunison's own files): refuse those, write the rest.
+            var written = try await writeFiles(writes.filter { !refused($0) }).makeIterator()
+            return writes.map { refused($0) ? .failure(own.refusal($0.path)) : written.next()! }
+        }
         let watch = ownChanges
         for write in writes { watch?.beginOwnChange(write.path) }
         let results = try await writeBatch(writes)
@@ -308,33 +325,34 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     // MARK: Tree
 
     public func makeDirectory(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await ownChange(path) { try await self.blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path, replacing: replacing) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.makeDirectory(path, entry: entry, replacing: withOwnFingerprint(replacing, at: path),
                                     backup: backup, attributes: attributes)
         } }
     }
 
     public func makeSymlink(_ path: RelativePath, entry: Entry, replacing: Entry?, backup: Bool) async throws -> Entry {
-        try await ownChange(path) { try await self.blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path, replacing: replacing) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.makeSymlink(path, target: entry.linkTarget ?? [], replacing: withOwnFingerprint(replacing, at: path),
                                   backup: backup)
         } }
     }
 
     public func remove(_ path: RelativePath, expected: Entry, backup: Bool) async throws -> String? {
-        try await ownChange(path, leaves: { _ in nil }) { try await self.blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path, replacing: expected, leaves: { _ in nil }) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.remove(path, expected: withOwnFingerprint(expected, at: path)!, backup: backup)
         } }
     }
 
     public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
-        try await blocking { [self] () throws(FileOperationError) in
+        if ownState.covers(path) { throw ownState.refusal(path) }
+        return try await blocking { [self] () throws(FileOperationError) in
             try files.backup(path, expected: withOwnFingerprint(expected, at: path)!)
         }
     }
 
     public func setAttributes(_ path: RelativePath, expected: Entry, to entry: Entry) async throws -> Entry {
-        try await ownChange(path) { try await self.blocking { [self] () throws(FileOperationError) in
+        try await ownChange(path, replacing: nil) { try await self.blocking { [self] () throws(FileOperationError) in
             try files.setAttributes(path, expected: withOwnFingerprint(expected, at: path)!, to: entry,
                                     selection: attributes)
         } }
@@ -348,19 +366,21 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
             throw ReplicaError.other("watch: \(error)")
         }
         let scope = request.paths
+        let own = ownState
         // A path is relevant inside the profile's `path`s, and so are the directories above
         // them (renaming one of those moves the paths).
         let inScope: @Sendable (RelativePath) -> Bool = { path in
             scope.isEmpty || scope.contains { path.isDescendant(orEqualTo: $0) || $0.isDescendant(orEqualTo: path) }
         }
         let options = TreeWatcher.Options(limit: request.watchLimit, holdWhileWritingNanoseconds: request.holdWhileWritingNanoseconds,
-                                          shouldWatch: { inScope($0) && !rules.isIgnored($0) })
+                                          shouldWatch: { inScope($0) && !own.covers($0) && !rules.isIgnored($0) })
         let rootPath = files.rootPath
         // Profiles watching this root with the same settings share its watches (a hub).
         var st = Glibc.stat()
         let identity = stat(rootPath, &st) == 0 ? "\(st.st_dev):\(st.st_ino)" : rootPath
         let key = ([identity, "\(request.watchLimit ?? -1)", "\(request.holdWhileWritingNanoseconds)"]
-            + scope.map(\.description) + ["|"] + request.ignore + ["|"] + request.ignoreNot).joined(separator: "\u{1}")
+            + scope.map(\.description) + ["|"] + request.ignore + ["|"] + request.ignoreNot
+            + ["|"] + own.paths.map(\.description)).joined(separator: "\u{1}")
         let started = await withCheckedContinuation { (c: CheckedContinuation<Result<(TreeWatcher, WatchSetupReport), WatcherError>, Never>) in
             BlockingWorkers.shared.run {
                 c.resume(returning: Result { () throws(WatcherError) in
@@ -377,7 +397,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         case .failure(let error):
             throw ReplicaError.badRoot(root: displayName, message: "cannot watch: \(error)")
         }
-        let subscription = watcher.subscribe { inScope($0) && !rules.isIgnored($0) }
+        let subscription = watcher.subscribe { inScope($0) && !own.covers($0) && !rules.isIgnored($0) }
         watching.withLock { $0 = subscription }
         let first: [ChangeNotice] = report.unwatched.isEmpty ? []
             : [.unwatched(report.unwatched, needed: report.needed, available: report.available)]
@@ -393,8 +413,11 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     /// Runs a change of `path` made by this replica, telling the watch (if any) before and
     /// after, so that its events are not reported back as somebody else's change.
-    private func ownChange<T: Sendable>(_ path: RelativePath, leaves state: @escaping (T) -> Entry? = { $0 as? Entry },
+    /// Refuses a change of swunison's own files (see ``OwnState``); `replacing` is what the
+    /// change removes (a directory removed could hold some).
+    private func ownChange<T: Sendable>(_ path: RelativePath, replacing: Entry?, leaves state: @escaping (T) -> Entry? = { $0 as? Entry },
                                         _ body: () async throws -> T) async throws -> T {
+        if replacing?.kind == .directory ? ownState.touches(path) : ownState.covers(path) { throw ownState.refusal(path) }
         guard let watch = ownChanges else { return try await body() }
         watch.beginOwnChange(path)
         do {
