@@ -178,7 +178,11 @@ public final class ReplicaServer: Sendable {
         case .readFiles(let requests):
             spawn(id) { [self] in
                 // The reply must fit in one frame; the client's batches stay far below this.
-                let total = requests.reduce(Int64(0)) { $0 + max($1.expected.size, 0) }
+                // (Saturating: the sizes are the peer's numbers.)
+                let total = requests.reduce(Int64(0)) { sum, request in
+                    let (next, overflow) = sum.addingReportingOverflow(max(request.expected.size, 0))
+                    return overflow ? .max : next
+                }
                 guard total <= Self.maxBatchContent else {
                     throw ReplicaError.other("readFiles: \(requests.count) files, \(total) bytes: more than one reply can carry")
                 }

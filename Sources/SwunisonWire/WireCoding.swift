@@ -246,6 +246,8 @@ public struct WireReader {
         guard flags & ~7 == 0 else { throw .malformed("entry flags \(flags)") }
         var e = Entry(kind: kind)
         e.size = try zigzag(); e.mtime = try zigzag()
+        // A size is never negative: refused here, so that no sum or comparison downstream sees one.
+        guard e.size >= 0 else { throw .malformed("negative entry size \(e.size)") }
         e.mode = try u32Varint("mode"); e.uid = try u32Varint("uid"); e.gid = try u32Varint("gid")
         if flags & 1 != 0 { e.digest = try digest() }
         if flags & 2 != 0 { e.linkTarget = try blob() }

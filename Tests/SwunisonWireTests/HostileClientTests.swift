@@ -94,6 +94,47 @@ final class RawPeer: @unchecked Sendable {
         _ = try? await run.value
     }
 
+    @Test(arguments: [Int64(-1), Int64.min])
+    func aNegativeSizeIsMalformedAndEndsTheConnection(_ size: Int64) async throws {
+        let (peer, run, dir) = try start()
+        let path = dir.path
+        let fatal = try await onThread { () throws -> String? in
+        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
+        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        var entry = Sample.file
+        entry.size = size
+        try peer.send(Frame(2, .writeFile(Placement(path: Sample.path("f"), entry: entry, replacing: nil, backup: false),
+                                          data: [], isComplete: true)))
+        return peer.fatalReason()
+        }
+        #expect(fatal?.contains("negative entry size") == true, "\(String(describing: fatal))")
+        #expect(!FileManager.default.fileExists(atPath: dir.appending("f")))
+        peer.stream.close()
+        await #expect(throws: WireError.self) { try await run.value }
+    }
+
+    @Test func hugeSizesInAReadBatchAreRefusedWithoutTrapping() async throws {
+        let (peer, run, dir) = try start()
+        let path = dir.path
+        let reply = try await onThread { () throws -> Message? in
+        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
+        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        var entry = Sample.file
+        entry.size = .max
+        let requests = [FileReadRequest(path: Sample.path("a"), expected: entry),
+                        FileReadRequest(path: Sample.path("b"), expected: entry)]
+        try peer.send(Frame(2, .readFiles(requests)))
+        while let f = try peer.next() {
+            if f.requestID == 2 { return f.message }
+        }
+        return nil
+        }
+        guard case .failure(let failure) = reply else { Issue.record("\(String(describing: reply))"); return }
+        #expect("\(failure)".contains("more than one reply can carry"))
+        peer.stream.close()
+        _ = try? await run.value
+    }
+
     @Test func aHostilePathEndsTheConnectionWithFatal() async throws {
         let (peer, run, dir) = try start()
         let path = dir.path
