@@ -234,8 +234,8 @@ final class SessionCore: @unchecked Sendable {
     }
 
     /// Whether libssh has input for an open channel that a `poll()` of the socket would not
-    /// show: bytes already read into a channel's buffer (by a call for another channel, or for
-    /// stderr). (`ssh_get_poll_flags`' SSH_READ_PENDING is no help: it only says libssh wants to
+    /// show: bytes or the EOF already read into a channel's buffer (by a call for another
+    /// channel, or for stderr). (`ssh_get_poll_flags`' SSH_READ_PENDING is no help: it only says libssh wants to
     /// read, which it always does.)
     private func libsshHoldsInput(_ channels: [ChannelState]) -> Bool {
         for channel in channels {
@@ -246,7 +246,9 @@ final class SessionCore: @unchecked Sendable {
             }
             guard isOpen else { continue }
             // Stdout counts only when the reader's queue has room (otherwise the reader wakes us).
-            if room > 0 && ssh_channel_poll(raw, 0) > 0 { return true }
+            // Not only bytes: an EOF (or error) libssh took in while reading for another call
+            // leaves nothing on the socket, and the reader waits for it (SSH_EOF is negative).
+            if room > 0 && ssh_channel_poll(raw, 0) != 0 { return true }
             if ssh_channel_poll(raw, 1) > 0 { return true }
         }
         return false
