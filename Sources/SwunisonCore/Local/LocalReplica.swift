@@ -473,6 +473,12 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     /// Opens (once) and locks the scan cache named `key` (Invariant 7, per replica).
     private func openCache(key: String) throws -> ScanCache {
+        // The key comes from the client (over the wire, from a peer): one plain name, never a
+        // path that leaves the cache directory.
+        guard Self.isSafeCacheKey(key) else {
+            throw ReplicaError.other("cache key \(key.debugDescription) refused: it must be one name of letters, digits, "
+                + "'.', '_' and '-' (at most 128, not starting with '.')")
+        }
         try makeDirectories(cacheDirectory)
         let cachePath = cacheDirectory + "/" + key + ".db"
         return try cacheState.withLock { state in
@@ -481,6 +487,15 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
             let opened = try ScanCache.open(path: cachePath)
             state.cache = opened
             return opened
+        }
+    }
+
+    static func isSafeCacheKey(_ key: String) -> Bool {
+        let bytes = Array(key.utf8)
+        guard (1...128).contains(bytes.count), bytes[0] != UInt8(ascii: ".") else { return false }
+        return bytes.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
         }
     }
 
