@@ -33,6 +33,11 @@ public final class Database: @unchecked Sendable {
         self.path = path
         self.role = role
         var db: OpaquePointer?
+        // Archives and caches list every path and digest of the user's files: only the user may
+        // read them. SQLite gives its -wal and -shm files the main file's mode, so creating that
+        // one 0600 (before SQLite would create it 0644 under the usual umask) is enough.
+        let created = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if created >= 0 { Glibc.close(created) }
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {

@@ -4,6 +4,22 @@ import SwunisonModel
 @testable import SwunisonStorage
 
 @Suite struct DatabaseTests {
+    /// Archives and caches list every path and digest of the user's files: 0600, whatever the
+    /// umask, their -wal and -shm files included.
+    @Test func databasesAreCreatedReadableByTheUserOnly() throws {
+        let dir = try TempDir()
+        let old = umask(0o022)
+        defer { umask(old) }
+        let archive = try Archive.open(path: dir.file("ar.db"), roots: ["/a", "/b"])
+        let cache = try ScanCache.open(path: dir.file("cache.db"))
+        for name in ["ar.db", "ar.db-wal", "ar.db-shm", "cache.db", "cache.db-wal"] {
+            var st = stat()
+            #expect(stat(dir.file(name), &st) == 0, "\(name)")
+            #expect(st.st_mode & 0o777 == 0o600, "\(name): \(String(st.st_mode & 0o777, radix: 8))")
+        }
+        withExtendedLifetime((archive, cache)) {}
+    }
+
     @Test func opensInWALAndRoundTripsValues() throws {
         let dir = try TempDir()
         let db = try Database(path: dir.file("t.db"), role: .archive)
