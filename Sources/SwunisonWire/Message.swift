@@ -341,7 +341,7 @@ public enum Message: Sendable {
             var features: [String] = []
             for _ in 0..<(try r.count()) { features.append(try r.string()) }
             m = .hello(Hello(versions: lo...hi, features: features))
-        case 0x02: m = .fatal(try r.string())
+        case 0x02: m = .fatal(try r.text())
         case 0x10:
             let root = try r.string(), dir = try r.optionalString(), n = try r.varint()
             guard n <= 1_000_000 else { throw .malformed("maxbackups \(n)") }
@@ -398,7 +398,7 @@ public enum Message: Sendable {
                                     holdWhileWritingNanoseconds: Int64(hold), cacheKey: try r.string()))
         case 0x20: m = .writeChunk(try r.blob())
         case 0x21: m = .writeEnd
-        case 0x22: m = .writeAbort(try r.string())
+        case 0x22: m = .writeAbort(try r.text())
         case 0x23: m = .readCredit(try r.u32())
         case 0x24: m = .cancel
         case 0x40: m = .ok
@@ -413,7 +413,7 @@ public enum Message: Sendable {
         case 0x46: m = .fileChunk(try r.blob())
         case 0x47: m = .fileEnd
         case 0x48: m = .writeCredit(try r.u32())
-        case 0x49: m = .notice(try r.string())
+        case 0x49: m = .notice(try r.text())
         case 0x4A:
             var results: [Result<[UInt8], ReplicaError>] = []
             for _ in 0..<(try r.count(minimumItemSize: 2)) {

@@ -230,6 +230,13 @@ public struct WireReader {
         String(decoding: try blob(), as: UTF8.self)
     }
 
+    /// Text from the peer that will be printed or logged (messages, reasons, notices): control
+    /// characters, backslashes and bytes that are not UTF-8 escaped as in paths, so that a peer
+    /// cannot send terminal escape sequences to the user's screen or forge log lines.
+    public mutating func text() throws(WireError) -> String {
+        PathComponent.display(try blob()[...])
+    }
+
     public mutating func path() throws(WireError) -> RelativePath {
         let b = try blob()
         do { return try RelativePath(validating: b) } catch { throw .hostilePath(error) }
@@ -312,7 +319,7 @@ public struct WireReader {
         guard entries <= UInt64(Int.max) else { throw .malformed("entry count \(entries)") }
         var problems: [ScanProblem] = []
         for _ in 0..<(try count(minimumItemSize: 2)) {
-            problems.append(ScanProblem(path: try path(), message: try string()))
+            problems.append(ScanProblem(path: try path(), message: try text()))
         }
         return ScanResult(isDelta: isDelta, entryCount: Int(entries), problems: problems)
     }
@@ -327,7 +334,7 @@ public struct WireReader {
             let needed = try varint(), available = try varint()
             guard needed <= UInt64(Int32.max), available <= UInt64(Int32.max) else { throw .malformed("watch counts") }
             return .unwatched(paths, needed: Int(needed), available: Int(available))
-        case 4: return .rootMissing(try string())
+        case 4: return .rootMissing(try text())
         case 5: return .rootBack
         case let t: throw .malformed("change notice tag \(t)")
         }
@@ -337,13 +344,13 @@ public struct WireReader {
         switch try u8() {
         case 1: return .changedDuringSync(try path())
         case 2:
-            let p = try path(), op = try string(), e = try zigzag(), message = try string()
+            let p = try path(), op = try text(), e = try zigzag(), message = try text()
             guard let errno = Int32(exactly: e) else { throw .malformed("errno \(e)") }
             return .system(path: p, operation: op, errno: errno, message: message)
         case 3: return .digestMismatch(try path())
-        case 4: return .badRoot(root: try string(), message: try string())
-        case 5: return .connection(try string())
-        case 6: return .other(try string())
+        case 4: return .badRoot(root: try text(), message: try text())
+        case 5: return .connection(try text())
+        case 6: return .other(try text())
         case let t: throw .malformed("replica error tag \(t)")
         }
     }

@@ -66,6 +66,32 @@ import Testing
         #expect(throws: WireError.self) { _ = try FrameDecoder().decode(buffer: &bad) }
     }
 
+    /// Text a peer sends to be printed (notices, failures, reasons) arrives with its control
+    /// characters escaped: no terminal escape sequence or forged log line reaches the user.
+    @Test func peerTextArrivesWithControlCharactersEscaped() throws {
+        func decoded(_ m: Message) throws -> Message {
+            var b = InputBuffer(try FrameEncoder().encode(Frame(3, m)))
+            return try #require(try FrameDecoder().decode(buffer: &b)).message
+        }
+        let hostile = "done\u{1B}]0;owned\u{07}\u{1B}[2J\nswunison: all files deleted\r"
+        var texts: [String] = []
+        if case .notice(let t) = try decoded(.notice(hostile)) { texts.append(t) }
+        if case .fatal(let t) = try decoded(.fatal(hostile)) { texts.append(t) }
+        if case .failure(.other(let t)) = try decoded(.failure(.other(hostile))) { texts.append(t) }
+        if case .failure(.system(_, let op, _, let message)) = try decoded(.failure(.system(path: Sample.path("f"), operation: hostile,
+                                                                                         errno: 5, message: hostile))) {
+            texts += [op, message]
+        }
+        if case .changeNotices(let n) = try decoded(.changeNotices([.rootMissing(hostile)])), case .rootMissing(let t) = n.first {
+            texts.append(t)
+        }
+        #expect(texts.count == 6)
+        for text in texts {
+            #expect(!text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "\(text.debugDescription)")
+            #expect(text.hasPrefix("done\\x1b]0;owned"), "\(text.debugDescription)")
+        }
+    }
+
     @Test func roundTripAllAtOnce() throws {
         let frames = try Sample.frames()
         var buffer = InputBuffer(frames.flatMap { $0 })
