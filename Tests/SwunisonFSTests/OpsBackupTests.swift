@@ -184,4 +184,33 @@ import Testing
         #expect(box.content(opsPath("g")) == Array("two".utf8))
         #expect(OpsSandbox.names(atPath: outside).isEmpty)
     }
+
+    /// The same when the root, or the backup directory, is named through a symlink or with
+    /// `..`: it is still recognised as inside the tree and reached without following links.
+    @Test(arguments: ["link", "dotdot", "backup-via-dotdot"])
+    func backupDirectoryInsideARootNamedIndirectlyIsStillReachedWithoutLinks(_ naming: String) throws {
+        let box = try OpsSandbox()
+        let link = box.base + "/root-link"
+        #expect(symlink(box.root, link) == 0)
+        let rootName = box.root.split(separator: "/").last!
+        let (root, backups): (String, String) = switch naming {
+        case "link": (link, box.root + "/.swunison-backup")
+        case "dotdot": (box.root + "/../\(rootName)", box.root + "/.swunison-backup")
+        default: (box.root, box.root + "/sub/../.swunison-backup")
+        }
+        let files = try ReplicaFiles(root: root, backupDirectory: backups, maxBackups: 2)
+        let outside = box.base + "/outside"
+        #expect(mkdir(outside, 0o755) == 0)
+        try box.symlink(opsPath(".swunison-backup"), to: outside)
+        try box.plant(opsPath("g"), Array("two".utf8))
+        let scanned = try #require(try files.stat(opsPath("g")))
+        do {
+            try files.remove(opsPath("g"), expected: scanned, backup: true)
+            Issue.record("a backup through a planted symlink should fail")
+        } catch {
+            #expect(opsIsSystemError(error, ENOTDIR) || opsIsSystemError(error, ELOOP))
+        }
+        #expect(box.content(opsPath("g")) == Array("two".utf8))
+        #expect(OpsSandbox.names(atPath: outside).isEmpty)
+    }
 }

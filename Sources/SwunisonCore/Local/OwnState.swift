@@ -1,4 +1,5 @@
 import Glibc
+import SwunisonFS
 import SwunisonModel
 import SwunisonReplica
 
@@ -22,7 +23,7 @@ public struct OwnState: Sendable, Equatable {
     /// The ones of `files` (absolute paths; they need not exist yet) that lie inside `root`,
     /// compared after resolving symlinks and `..` in the directories that exist.
     public init(root: String, files: [String]) {
-        guard let resolvedRoot = Self.resolve(root) else {
+        guard let resolvedRoot = resolvedPath(root) else {
             self.init(paths: [])
             return
         }
@@ -30,8 +31,7 @@ public struct OwnState: Sendable, Equatable {
         for file in files {
             // (A root that is itself swunison's state directory, or inside it, is what the user
             // asked to synchronise: only what lies strictly inside the root counts.)
-            guard let resolved = Self.resolve(file), let relative = Self.relative(resolved, to: resolvedRoot),
-                  !relative.isRoot else { continue }
+            guard let resolved = resolvedPath(file), let relative = relativePath(of: resolved, inside: resolvedRoot) else { continue }
             if !inside.contains(relative) { inside.append(relative) }
         }
         self.init(paths: inside)
@@ -59,31 +59,5 @@ public struct OwnState: Sendable, Equatable {
         let own = paths.first { path.isDescendant(orEqualTo: $0) || $0.isDescendant(orEqualTo: path) }!
         return .other("\(path.isRoot ? "." : path.description): not changed: it is (or holds) swunison's own state on this "
             + "host (\(own)); ignore it in the profile (ignore = BelowPath \(own))")
-    }
-
-    /// `path` with symlinks and `..` resolved in its longest existing part.
-    private static func resolve(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return nil }
-        var existing = path
-        var rest: [Substring] = []
-        while true {
-            if let resolved = realpath(existing, nil) {
-                defer { free(resolved) }
-                let base = String(cString: resolved)
-                return rest.reversed().reduce(base) { $0 == "/" ? "/" + $1 : $0 + "/" + $1 }
-            }
-            guard let slash = existing.lastIndex(of: "/"), existing != "/" else { return nil }
-            let name = existing[existing.index(after: slash)...]
-            if !name.isEmpty { rest.append(name) }
-            existing = slash == existing.startIndex ? "/" : String(existing[..<slash])
-        }
-    }
-
-    /// `path` relative to `root`, or nil when it is not inside (the root itself counts).
-    private static func relative(_ path: String, to root: String) -> RelativePath? {
-        if path == root { return .root }
-        let prefix = root == "/" ? "/" : root + "/"
-        guard path.hasPrefix(prefix) else { return nil }
-        return try? RelativePath(validating: String(path.dropFirst(prefix.count)))
     }
 }

@@ -56,20 +56,33 @@ public final class ReplicaFiles: @unchecked Sendable {
         rootPath = root
         let backupPath = backupDirectory.hasPrefix("/") ? backupDirectory : root + "/" + backupDirectory
         backupPolicy = BackupPolicy(directory: backupPath, maxBackups: maxBackups)
-        var rootPrefix = root
-        while rootPrefix.count > 1 && rootPrefix.hasSuffix("/") { rootPrefix.removeLast() }
-        rootPrefix += rootPrefix.hasSuffix("/") ? "" : "/"
-        if backupPath.hasPrefix(rootPrefix) {
-            var rest = String(backupPath.dropFirst(rootPrefix.count))
-            while rest.hasSuffix("/") { rest.removeLast() }
-            // A path with `.`/`..` or doubled slashes is not taken apart: it is opened as given.
-            backupBeneathRoot = try? RelativePath(validating: rest)
-        } else {
-            backupBeneathRoot = nil
-        }
+        backupBeneathRoot = Self.backupBeneath(root: root, backupPath: backupPath)
         self.root = try withPath(.root, "open root \(root)") { () throws(SystemCallError) -> DirectoryFD in
             try DirectoryFD.openRoot(root)
         }
+    }
+
+    /// The backup directory's path inside the root, if it is inside. Inside by its text (the
+    /// root as given or resolved, `..` taken out by text), it is opened beneath the root without
+    /// following links, so that a symlink planted in the tree cannot redirect backups; inside
+    /// only once symlinks outside the tree are followed, the same. Outside, it is the user's
+    /// own directory and is opened by its path.
+    static func backupBeneath(root: String, backupPath: String) -> RelativePath? {
+        let cwd: String = {
+            guard let c = getcwd(nil, 0) else { return "/" }
+            defer { free(c) }
+            return String(cString: c)
+        }()
+        func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : cwd + "/" + path }
+        guard let backup = lexicallyNormalPath(absolute(backupPath)) else { return nil }
+        let roots = [lexicallyNormalPath(absolute(root)), resolvedPath(absolute(root))].compactMap { $0 }
+        for candidate in roots {
+            if let inside = relativePath(of: backup, inside: candidate) { return inside }
+        }
+        if let resolvedBackup = resolvedPath(backup), let resolvedRoot = resolvedPath(absolute(root)) {
+            return relativePath(of: resolvedBackup, inside: resolvedRoot)
+        }
+        return nil
     }
 
     /// Makes every change under the root durable (`syncfs(2)` on its file system). Called once
