@@ -154,7 +154,33 @@ public enum RemoteConnector {
             throw ReplicaError.connection("swunison was copied to \(session.label):\(path) but cannot start there: "
                 + "missing \(missing.joined(separator: ", ")). Run there: apt-get install \(packages.joined(separator: " "))")
         }
+        try checkOnlyOwnerCanWrite(path, on: session)
         return remoteHomePath(path)
+    }
+
+    /// Refuses to run a deployed binary that someone else could have replaced: the binary,
+    /// `~/.swunison/bin` and `~/.swunison` must be owned by the remote user (or root) and
+    /// writable by nobody else.
+    static func checkOnlyOwnerCanWrite(_ path: String, on session: SSHSession) throws {
+        let places = ["~/.swunison", "~/.swunison/bin", path]
+        let command = "id -u; stat -c '%a %u' " + places.map(remoteHomePath).joined(separator: " ")
+        let result = try session.runCommand(command)
+        let lines = String(decoding: result.stdout, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard result.status == 0, lines.count == places.count + 1, let user = UInt32(lines[0]) else {
+            throw ReplicaError.connection("deploying swunison to \(session.label): cannot check who may write to "
+                + "\(places.joined(separator: ", ")) (\(command) failed)")
+        }
+        for (place, line) in zip(places, lines.dropFirst()) {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, let mode = UInt32(fields[0], radix: 8), let owner = UInt32(fields[1]) else {
+                throw ReplicaError.connection("deploying swunison to \(session.label): unexpected stat output for \(place): \(line)")
+            }
+            if mode & 0o022 != 0 || (owner != user && owner != 0) {
+                throw ReplicaError.connection("swunison will not run \(session.label):\(path): \(place) is "
+                    + (mode & 0o022 != 0 ? "writable by other users (mode \(String(mode, radix: 8)))" : "owned by user \(owner)")
+                    + ", so someone else could replace the binary. Run there: chmod go-w \(place) (and check its owner)")
+            }
+        }
     }
 
     /// Debian runtime packages of the shared libraries a release binary may still need.

@@ -208,6 +208,18 @@ struct SSHRootTests {
         let again = try s.run()
         #expect(again.status == 0, "\(again)")
         #expect(TestFiles.read(s.remote + "/g") == "again")
+
+        // Somebody else could replace the binary once its directory is group-writable: refused.
+        var st = stat()
+        #expect(stat(bin, &st) == 0)
+        let mode = st.st_mode & 0o7777
+        #expect(chmod(bin, 0o775) == 0)
+        defer { chmod(bin, mode) }
+        try s.write(s.local, "h", "not with a writable bin")
+        let refused = try s.run()
+        #expect(refused.status == 3, "\(refused)")
+        #expect(refused.stderr.contains("writable by other users") && refused.stderr.contains("chmod go-w"), "\(refused)")
+        #expect(!TestFiles.exists(s.remote + "/h"))
     }
 
     @Test("protocol version mismatch (client claims another version): exit 3, one line naming both versions")
