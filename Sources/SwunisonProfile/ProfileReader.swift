@@ -8,6 +8,14 @@
 struct ProfileReader {
     /// Where relative include names are looked up.
     let profileDirectory: String
+    /// How many more files one load may read: an include that fans out (a file including
+    /// another many times, which does the same) would otherwise read without end.
+    private let budget = IncludeBudget()
+
+    /// Files one profile load may read, includes included.
+    static let maxFilesRead = 1000
+
+    init(profileDirectory: String) { self.profileDirectory = profileDirectory }
 
     /// The settings of `path` and everything it includes, in file order.
     /// - Parameter including: the files currently being read (canonical paths), for cycle detection.
@@ -28,10 +36,15 @@ struct ProfileReader {
             var lineBytes = rawLine[...]
             if lineNumber == 1 && lineBytes.starts(with: [0xEF, 0xBB, 0xBF]) { lineBytes = lineBytes.dropFirst(3) }
             if lineBytes.last == 0x0D { lineBytes = lineBytes.dropLast() }
-            let line = String(decoding: lineBytes, as: UTF8.self)
+            let origin = SettingOrigin.file(path, line: lineNumber)
+            // Never altered silently: a byte that is not UTF-8 would change a root or a pattern.
+            guard let line = String(validating: lineBytes, as: UTF8.self) else {
+                let offset = Self.firstInvalidUTF8Offset(lineBytes)
+                throw .garbledLine(Diagnostic(at: origin,
+                    "not valid UTF-8 (at byte \(offset + 1) of the line): save the profile as UTF-8"))
+            }
             let content = trimmed(line)
             if content.isEmpty || content.hasPrefix("#") { continue }
-            let origin = SettingOrigin.file(path, line: lineNumber)
             if let directive = Self.directive(content) {
                 let words = content.split(whereSeparator: { $0 == " " || $0 == "\t" })
                 guard words.count == 2 else {
@@ -65,12 +78,29 @@ struct ProfileReader {
             let looked = candidates.joined(separator: " or ")
             throw .missingFile(Diagnostic(at: origin, "\(keyword) '\(name)': file not found (looked for \(looked))"))
         }
+        guard budget.take() else {
+            throw .includeCycle(Diagnostic(at: origin, "\(keyword) '\(name)': more than \(Self.maxFilesRead) files read for "
+                + "one profile; check for includes that fan out (a file included many times over)"))
+        }
         let canonical = FileAccess.canonicalPath(path) ?? path
         if let start = stack.firstIndex(of: canonical) {
             let chain = (stack[start...] + [canonical]).joined(separator: " -> ")
             throw .includeCycle(Diagnostic(at: origin, "\(keyword) '\(name)' makes an include cycle: \(chain)"))
         }
         return try read(file: path, including: stack)
+    }
+
+    /// Where in `bytes` the first byte that does not decode as UTF-8 is.
+    static func firstInvalidUTF8Offset(_ bytes: ArraySlice<UInt8>) -> Int {
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): offset += UTF8.width(scalar)
+            case .emptyInput, .error: return offset
+            }
+        }
     }
 
     /// Where `include NAME` (with extension) or `source NAME` looks, in order.
@@ -88,5 +118,15 @@ struct ProfileReader {
             }
         }
         return nil
+    }
+}
+
+/// The files a profile load may still read (shared by the nested reads of one load).
+final class IncludeBudget: @unchecked Sendable {
+    private var remaining = ProfileReader.maxFilesRead
+    func take() -> Bool {
+        guard remaining > 0 else { return false }
+        remaining -= 1
+        return true
     }
 }

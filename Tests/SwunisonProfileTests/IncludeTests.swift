@@ -63,6 +63,32 @@ import Testing
         #expect(error?.description.hasPrefix("\(dir.profilePath()):3: include 'test' makes an include cycle") == true)
     }
 
+    /// Forty includes of a file that includes another forty times, and so on: 64,000 reads. The
+    /// load stops at the cap with a located error instead of reading (nearly) forever.
+    @Test(.timeLimit(.minutes(1))) func includesThatFanOutAreCapped() {
+        let dir = TempDir()
+        let forty = { (name: String) in String(repeating: "include \(name)\n", count: 40) }
+        dir.write("prf/l1.prf", forty("l2"))
+        dir.write("prf/l2.prf", forty("l3"))
+        dir.write("prf/l3.prf", "batch = true\n")
+        let started = ContinuousClock.now
+        let error = dir.failure(twoRoots + forty("l1"))
+        guard case .includeCycle(let d)? = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(d.message.contains("more than 1000 files read"), "\(d.message)")
+        #expect(d.line != nil)
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    /// A profile line that is not UTF-8 is an error at its line, never silently altered.
+    @Test func invalidUTF8IsAnErrorAtItsLine() {
+        let dir = TempDir()
+        dir.write("prf/bad.prf", bytes: Array("batch = true\nignore = Name caf".utf8) + [0xE9] + Array("\n".utf8))
+        let error = dir.failure(twoRoots + "include bad\n")
+        guard case .garbledLine(let d)? = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(d.file == dir.path + "/prf/bad.prf" && d.line == 2)
+        #expect(d.message.contains("not valid UTF-8 (at byte 18 of the line)"), "\(d.message)")
+    }
+
     @Test func includingTheSameFileTwiceIsNotACycle() throws {
         let dir = TempDir()
         dir.write("prf/ign.prf", "ignore = Name x\n")
