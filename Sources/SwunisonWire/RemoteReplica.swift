@@ -73,7 +73,7 @@ public final class RemoteReplica: Replica, Sendable {
     }
 
     public func openFile(_ path: RelativePath, expected: Entry) async throws -> any FileReader {
-        let reader = RemoteFileReader(core: core)
+        let reader = RemoteFileReader(core: core, path: path, expectedSize: expected.size)
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             reader.opened = c
             core.send(.openFile(path: path, expected: expected, window: Self.readWindow), to: reader)
@@ -620,10 +620,20 @@ final class RemoteFileReader: FileReader, PendingRequest, IdentifiedPending {
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
         /// Content bytes received so far.
         var received = 0
+        /// Bytes queued and not yet read (at most the read window from an honest server).
+        var buffered = 0
     }
     private let s = Mutex(S())
+    /// The file and its size as expected: an honest server never sends more (a file that grew
+    /// meanwhile is sent as long as it was when opened, then reported changed).
+    private let path: RelativePath
+    private let expectedSize: Int
 
-    init(core: ClientCore) { self.core = core }
+    init(core: ClientCore, path: RelativePath, expectedSize: Int64) {
+        self.core = core
+        self.path = path
+        self.expectedSize = Int(clamping: max(0, expectedSize))
+    }
 
     var progressNote: String? {
         s.withLock { st in st.opened != nil ? "we wait for the file to be opened" : "we received \(st.received) bytes of it" }
@@ -648,7 +658,22 @@ final class RemoteFileReader: FileReader, PendingRequest, IdentifiedPending {
                 return false
             case .fileChunk(let data):
                 st.received += data.count
-                if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .success(data) } else { st.chunks.append(data) }
+                // A server that ignores the read window, or sends past the size, is cut off
+                // rather than allowed to grow this process's memory or the file being written.
+                let overrun: ReplicaError? = st.received > expectedSize ? .changedDuringSync(path)
+                    : st.buffered + data.count > Int(RemoteReplica.readWindow)
+                        ? .connection("the server sent more than its read window while streaming \(path): it is broken or hostile")
+                        : nil
+                if let e = overrun {
+                    st.error = e
+                    st.chunks = []; st.head = 0; st.buffered = 0
+                    if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .failure(e) }
+                    return true
+                }
+                if let w = st.waiter { st.waiter = nil; resumeRead = w; value = .success(data) } else {
+                    st.chunks.append(data)
+                    st.buffered += data.count
+                }
                 return false
             case .fileEnd:
                 st.ended = true
@@ -698,6 +723,7 @@ final class RemoteFileReader: FileReader, PendingRequest, IdentifiedPending {
                 if st.head < st.chunks.count {
                     let chunk = st.chunks[st.head]
                     st.head += 1
+                    st.buffered -= chunk.count
                     if st.head == st.chunks.count { st.chunks.removeAll(keepingCapacity: true); st.head = 0 }
                     granted = chunk.count
                     return .success(chunk)

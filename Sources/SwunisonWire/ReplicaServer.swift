@@ -148,7 +148,7 @@ public final class ReplicaServer: Sendable {
             // Credit is granted from wherever the replica reads (a task), or, when the replica
             // was already waiting, from this thread: that send goes through a task, so the
             // reader thread never blocks on a write.
-            let incoming = IncomingContent(first: data, isComplete: isComplete) { [sender] n in
+            let incoming = IncomingContent(first: data, isComplete: isComplete, announcedSize: p.entry.size) { [sender] n in
                 Task { try? sender.send(Frame(id, .writeCredit(UInt32(n)))) }
             }
             if !isComplete { state.withLock { $0.writes[id] = incoming } }
@@ -435,13 +435,17 @@ final class IncomingContent: FileReader {
     private let s = Mutex(S())
     private let grant: @Sendable (Int) -> Void
     private let grantsCredit: Bool
+    /// The size the request announced: a stream that goes past it is cut off (the temporary
+    /// file would otherwise grow for as long as the client keeps sending within its credit).
+    private let announcedSize: UInt64
 
     /// Whether the replica waits for more content, and how many bytes have come.
     var progress: (waiting: Bool, bytes: UInt64) { s.withLock { ($0.waiter != nil, $0.received) } }
 
-    init(first: [UInt8], isComplete: Bool, grant: @escaping @Sendable (Int) -> Void) {
+    init(first: [UInt8], isComplete: Bool, announcedSize: Int64, grant: @escaping @Sendable (Int) -> Void) {
         self.grant = grant
         grantsCredit = !isComplete
+        self.announcedSize = UInt64(max(0, announcedSize))
         s.withLock { st in
             if !first.isEmpty { st.chunks.append(first); st.buffered = first.count }
             st.received = UInt64(first.count)
@@ -453,9 +457,11 @@ final class IncomingContent: FileReader {
     /// cut off (the write fails) rather than allowed to grow the server's memory.
     func append(_ data: [UInt8]) {
         var overrun = false
+        var tooLong = false
         let c: CheckedContinuation<[UInt8]?, any Error>? = s.withLock { st in
             if st.ended || st.abortReason != nil { return nil }
             st.received += UInt64(data.count)
+            if st.received > announcedSize { tooLong = true; return nil }
             if let w = st.waiter { st.waiter = nil; return w }
             st.chunks.append(data)
             st.buffered += data.count
@@ -464,6 +470,7 @@ final class IncomingContent: FileReader {
         }
         if let c { c.resume(returning: data); if grantsCredit { grant(data.count) } }
         if overrun { abort("the client sent more than its write credit") }
+        if tooLong { abort("the client sent more than the file's announced size") }
     }
 
     func end() {

@@ -67,6 +67,45 @@ import Testing
         try run.expectNothingChanged()
     }
 
+    /// A server that streams a file past its size, or past the read window without waiting for
+    /// credit: the client cuts the stream off (the file changed, or the server is hostile)
+    /// instead of buffering without bound.
+    @Test(.timeLimit(.minutes(1)), arguments: [(Int64(10), 2, "changed during sync"), (Int64(1) << 30, 80, "more than its read window")])
+    func aServerStreamingPastTheSizeOrTheWindowIsCutOff(size: Int64, chunks: Int, expected: String) async throws {
+        let (clientEnd, serverEnd) = try PipeStream.pair()
+        let peer = RawPeer(stream: serverEnd)
+        let server = Task {
+            try await onThread { () throws -> Void in
+                while let frame = try peer.next() {
+                    switch frame.message {
+                    case .hello:
+                        try peer.send(Frame(frame.requestID, .hello(Hello(versions: ProtocolVersions.supported,
+                                                                    features: ProtocolVersions.features))))
+                    case .open:
+                        try peer.send(Frame(frame.requestID, .ok))
+                    case .openFile:
+                        try peer.send(Frame(frame.requestID, .ok))
+                        let chunk = [UInt8](repeating: 1, count: 64 << 10)
+                        for _ in 0..<chunks { try peer.send(Frame(frame.requestID, .fileChunk(chunk))) }
+                    default:
+                        break
+                    }
+                }
+            }
+        }
+        defer { serverEnd.close(); server.cancel() }
+        let remote = try await RemoteReplica.connect(over: clientEnd, spec: ReplicaSpec(root: "/srv/fake"), displayName: "fake-server")
+        var entry = Entry(kind: .file, size: size, mtime: 1_700_000_000_000_000_000, mode: 0o644)
+        entry.digest = SHA256Sample.one
+        let reader = try await remote.openFile(try RelativePath(validating: "f"), expected: entry)
+        try await Task.sleep(for: .milliseconds(500))  // every chunk has arrived, none read yet
+        let error = await #expect(throws: ReplicaError.self) {
+            while try await reader.read() != nil {}
+        }
+        #expect("\(error.map { "\($0)" } ?? "")".contains(expected), "\(String(describing: error))")
+        await reader.close()
+    }
+
     static func options() -> SessionOptions {
         SessionOptions(reconcile: ReconcileOptions(prefer: .newer), cacheKey: "fake")
     }

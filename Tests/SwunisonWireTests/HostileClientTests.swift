@@ -135,6 +135,33 @@ final class RawPeer: @unchecked Sendable {
         _ = try? await run.value
     }
 
+    /// A client that stays within its credit but streams past the size it announced: the write
+    /// fails at once, the temporary file does not keep growing, nothing lands under the name.
+    @Test(.timeLimit(.minutes(1))) func aWriteStreamLongerThanItsSizeIsCutOff() async throws {
+        let (peer, run, dir) = try start()
+        let path = dir.path
+        let reply = try await onThread { () throws -> Message? in
+        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
+        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        var entry = Sample.file
+        entry.size = 10
+        try peer.send(Frame(2, .writeFile(Placement(path: Sample.path("f"), entry: entry, replacing: nil, backup: false),
+                                          data: [], isComplete: false)))
+        let chunk = [UInt8](repeating: 7, count: 64 << 10)
+        for _ in 0..<4 { try peer.send(Frame(2, .writeChunk(chunk))) }
+        while let f = try peer.next() {
+            if f.requestID == 2, case .writeCredit = f.message { continue }
+            if f.requestID == 2 { return f.message }
+        }
+        return nil
+        }
+        guard case .failure(let failure) = reply else { Issue.record("\(String(describing: reply))"); return }
+        #expect("\(failure)".contains("more than the file's announced size"), "\(failure)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appending("f")))
+        peer.stream.close()
+        _ = try? await run.value
+    }
+
     @Test func aHostilePathEndsTheConnectionWithFatal() async throws {
         let (peer, run, dir) = try start()
         let path = dir.path

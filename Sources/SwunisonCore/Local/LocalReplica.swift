@@ -580,6 +580,8 @@ final class LocalFileReader: FileReader, @unchecked Sendable {
     private let open: @Sendable () throws(FileOperationError) -> FileReadHandle
     private var opened: FileReadHandle?
     private static let chunkSize = 1 << 20
+    /// Bytes handed out so far: never more than the file had when it was opened.
+    private var delivered = 0
 
     init(open: @escaping @Sendable () throws(FileOperationError) -> FileReadHandle) { self.open = open }
 
@@ -594,12 +596,25 @@ final class LocalFileReader: FileReader, @unchecked Sendable {
     func read() async throws -> [UInt8]? {
         let handle: FileReadHandle
         do throws(FileOperationError) { handle = try self.handle() } catch { throw LocalReplica.replicaError(error) }
-        let size = min(Self.chunkSize, max(Int(handle.entry.size), 4096))
+        // The content as long as it was at the open, then a check that nothing wrote to the file
+        // meanwhile (a file appended to during the copy is copied next run, not torn now; and
+        // the receiver never gets more than the size it was told: a longer stream is refused).
+        let remaining = max(0, Int(handle.entry.size) - delivered)
+        if remaining == 0 {
+            do throws(FileOperationError) { try handle.checkUnchangedSinceOpen() } catch { throw LocalReplica.replicaError(error) }
+            return nil
+        }
+        let size = min(Self.chunkSize, remaining)
         var chunk = [UInt8](repeating: 0, count: size)
         let n = try chunk.withUnsafeMutableBytes { buffer throws(ReplicaError) -> Int in
             do throws(FileOperationError) { return try handle.read(into: buffer) } catch { throw LocalReplica.replicaError(error) }
         }
-        if n == 0 { return nil }
+        if n == 0 {
+            // Shorter than at the open: it changed.
+            do throws(FileOperationError) { try handle.checkUnchangedSinceOpen() } catch { throw LocalReplica.replicaError(error) }
+            return nil
+        }
+        delivered += n
         chunk.removeLast(size - n)
         return chunk
     }
