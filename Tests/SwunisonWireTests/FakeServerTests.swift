@@ -72,29 +72,14 @@ import Testing
     /// instead of buffering without bound.
     @Test(.timeLimit(.minutes(1)), arguments: [(Int64(10), 2, "changed during sync"), (Int64(1) << 30, 80, "more than its read window")])
     func aServerStreamingPastTheSizeOrTheWindowIsCutOff(size: Int64, chunks: Int, expected: String) async throws {
-        let (clientEnd, serverEnd) = try PipeStream.pair()
-        let peer = RawPeer(stream: serverEnd)
-        let server = Task {
-            try await onThread { () throws -> Void in
-                while let frame = try peer.next() {
-                    switch frame.message {
-                    case .hello:
-                        try peer.send(Frame(frame.requestID, .hello(Hello(versions: ProtocolVersions.supported,
-                                                                    features: ProtocolVersions.features))))
-                    case .open:
-                        try peer.send(Frame(frame.requestID, .ok))
-                    case .openFile:
-                        try peer.send(Frame(frame.requestID, .ok))
-                        let chunk = [UInt8](repeating: 1, count: 64 << 10)
-                        for _ in 0..<chunks { try peer.send(Frame(frame.requestID, .fileChunk(chunk))) }
-                    default:
-                        break
-                    }
-                }
-            }
+        let server = try await FakeServer.start { peer, frame in
+            guard case .openFile = frame.message else { return }
+            try peer.send(Frame(frame.requestID, .ok))
+            let chunk = [UInt8](repeating: 1, count: 64 << 10)
+            for _ in 0..<chunks { try peer.send(Frame(frame.requestID, .fileChunk(chunk))) }
         }
-        defer { serverEnd.close(); server.cancel() }
-        let remote = try await RemoteReplica.connect(over: clientEnd, spec: ReplicaSpec(root: "/srv/fake"), displayName: "fake-server")
+        defer { server.stop() }
+        let remote = server.remote
         var entry = Entry(kind: .file, size: size, mtime: 1_700_000_000_000_000_000, mode: 0o644)
         entry.digest = SHA256Sample.one
         let reader = try await remote.openFile(try RelativePath(validating: "f"), expected: entry)
@@ -140,30 +125,16 @@ import Testing
         chmod(rootA, 0o750)
         try TestFiles.write(rootA + "/keep", "kept")
 
-        let (clientEnd, serverEnd) = try PipeStream.pair()
-        let peer = RawPeer(stream: serverEnd)
-        let server = Task {
-            try await onThread { () throws -> Void in
-                while let frame = try peer.next() {
-                    switch frame.message {
-                    case .hello:
-                        try peer.send(Frame(frame.requestID, .hello(Hello(versions: ProtocolVersions.supported,
-                                                                    features: ProtocolVersions.features))))
-                    case .open:
-                        try peer.send(Frame(frame.requestID, .ok))
-                    case .scan:
-                        try peer.sendRaw(try scanReply(frame.requestID))
-                        try peer.send(Frame(frame.requestID, .scanDone(ScanResult(isDelta: false, entryCount: 1, problems: []))))
-                    default:
-                        try peer.send(Frame(frame.requestID, .failure(.other("fake server: no \(frame.message.name)"))))
-                    }
-                }
+        let server = try await FakeServer.start { peer, frame in
+            if case .scan = frame.message {
+                try peer.sendRaw(try scanReply(frame.requestID))
+                try peer.send(Frame(frame.requestID, .scanDone(ScanResult(isDelta: false, entryCount: 1, problems: []))))
+            } else {
+                try peer.send(Frame(frame.requestID, .failure(.other("fake server: no \(frame.message.name)"))))
             }
         }
-        defer { serverEnd.close(); server.cancel() }
-
-        let remote = try await RemoteReplica.connect(over: clientEnd, spec: ReplicaSpec(root: "/srv/fake"),
-                                                     displayName: "fake-server")
+        defer { server.stop() }
+        let remote = server.remote
         let local = try LocalReplica(root: rootA, cacheDirectory: state + "/caches", backupDirectory: state + "/backup",
                                      maxBackups: 1, attributes: AttributeSelection())
         let archive = try Archive.open(path: state + "/archive.db", roots: [rootA, "fake"])
@@ -173,6 +144,48 @@ import Testing
         await local.close()
         return FakeRun(error: error.map { "\($0)" } ?? "", dir: dir, rootA: rootA, rootMode: 0o750, archive: archive)
     }
+}
+
+/// A fake server over pipes: it handshakes and opens as a real one would and hands every other
+/// request to `answer`; `remote` is the real client connected to it.
+final class FakeServer: @unchecked Sendable {
+    let remote: RemoteReplica
+    private let serverEnd: FileDescriptorStream
+    private let task: Task<Void, any Error>
+
+    private init(remote: RemoteReplica, serverEnd: FileDescriptorStream, task: Task<Void, any Error>) {
+        self.remote = remote; self.serverEnd = serverEnd; self.task = task
+    }
+
+    static func start(answer: @escaping @Sendable (RawPeer, Frame) throws -> Void) async throws -> FakeServer {
+        let (clientEnd, serverEnd) = try PipeStream.pair()
+        let peer = RawPeer(stream: serverEnd)
+        let task = Task {
+            try await onThread { () throws -> Void in
+                while let frame = try peer.next() {
+                    switch frame.message {
+                    case .hello:
+                        try peer.send(Frame(frame.requestID, .hello(Hello(versions: ProtocolVersions.supported,
+                                                                    features: ProtocolVersions.features))))
+                    case .open:
+                        try peer.send(Frame(frame.requestID, .ok))
+                    default:
+                        try answer(peer, frame)
+                    }
+                }
+            }
+        }
+        do {
+            let remote = try await RemoteReplica.connect(over: clientEnd, spec: ReplicaSpec(root: "/srv/fake"),
+                                                         displayName: "fake-server")
+            return FakeServer(remote: remote, serverEnd: serverEnd, task: task)
+        } catch {
+            serverEnd.close(); task.cancel()
+            throw error
+        }
+    }
+
+    func stop() { serverEnd.close(); task.cancel() }
 }
 
 /// Digests used by the forged entries (content never travels in these tests).

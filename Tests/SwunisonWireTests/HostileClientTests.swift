@@ -26,6 +26,12 @@ final class RawPeer: @unchecked Sendable {
         try bytes.withUnsafeBytes { try stream.write($0) }
     }
 
+    /// Says hello (id 0) and opens `root` (id 1), as a client does first.
+    func handshake(root: String) throws {
+        try send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
+        try send(Frame(1, .open(ReplicaSpec(root: root))))
+    }
+
     func sendRaw(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try stream.write($0) } }
 
     /// Sends a frame whose body is written by hand (what the encoder would refuse to produce).
@@ -73,8 +79,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let sawFailure = try await onThread { () throws -> Bool in
-        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
-        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        try peer.handshake(root: path)
         let placement = Placement(path: Sample.path("f"), entry: Entry(kind: .file, size: 4 << 20), replacing: nil, backup: false)
         try peer.send(Frame(2, .writeFile(placement, data: [], isComplete: false)))
         // DirectoryReplica reads as it goes, so stall it: nothing here waits for credit at all.
@@ -99,8 +104,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let fatal = try await onThread { () throws -> String? in
-        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
-        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        try peer.handshake(root: path)
         var entry = Sample.file
         entry.size = size
         try peer.send(Frame(2, .writeFile(Placement(path: Sample.path("f"), entry: entry, replacing: nil, backup: false),
@@ -117,8 +121,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let reply = try await onThread { () throws -> Message? in
-        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
-        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        try peer.handshake(root: path)
         var entry = Sample.file
         entry.size = .max
         let requests = [FileReadRequest(path: Sample.path("a"), expected: entry),
@@ -141,8 +144,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let reply = try await onThread { () throws -> Message? in
-        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
-        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        try peer.handshake(root: path)
         var entry = Sample.file
         entry.size = 10
         try peer.send(Frame(2, .writeFile(Placement(path: Sample.path("f"), entry: entry, replacing: nil, backup: false),
@@ -166,8 +168,7 @@ final class RawPeer: @unchecked Sendable {
         let (peer, run, dir) = try start()
         let path = dir.path
         let fatal = try await onThread { () throws -> String? in
-        try peer.send(Frame(0, .hello(Hello(versions: ProtocolVersions.supported, features: []))))
-        try peer.send(Frame(1, .open(ReplicaSpec(root: path))))
+        try peer.handshake(root: path)
         try peer.sendHandBuilt(type: 0x17, id: 2) { w in w.blob(Array("../../etc/passwd".utf8)); w.entry(Sample.file) }
         return peer.fatalReason()
         }
