@@ -1,5 +1,6 @@
 import Foundation
 import SwunisonCore
+import SwunisonFS
 import SwunisonModel
 import SwunisonReplica
 import SwunisonTestSupport
@@ -34,6 +35,44 @@ import Testing
                                        maxBackups: 1, attributes: AttributeSelection())
         _ = try await replica.scan(ScanRequest(cacheKey: "ar0123456789abcdef01234567-A")) { _ in }
         #expect(FileManager.default.fileExists(atPath: dir.appending("caches/ar0123456789abcdef01234567-A.db")))
+        await replica.close()
+    }
+
+    /// On a server the client may be hostile: after a scan with the profile's ignore rules, the
+    /// replica refuses to create, change or remove what those rules leave out, or a temporary
+    /// name, and changes the rest.
+    @Test func changesOutsideTheScansRulesAreRefused() async throws {
+        let dir = try TemporaryDirectory("replica-scope")
+        let root = dir.appending("root")
+        try TestFiles.write(root + "/.ssh/authorized_keys", "mine")
+        let replica = try LocalReplica(root: root, cacheDirectory: dir.appending("caches"), backupDirectory: dir.appending("backup"),
+                                       maxBackups: 1, attributes: AttributeSelection())
+        _ = try await replica.scan(ScanRequest(ignore: ["Path .ssh"], cacheKey: "scope")) { _ in }
+        let content = Array("evil".utf8)
+        let entry = Entry(kind: .file, size: Int64(content.count), mtime: 1_600_000_000_000_000_000, mode: 0o644,
+                          digest: XXH3Hasher.digest(content))
+        let paths = [".ssh/rc", ".ssh", ".swunison.1.x.tmp", "d/.swunison.2.y.tmp", "fine"]
+        let results = try await replica.writeFiles(try paths.map {
+            FileWrite(path: try RelativePath(validating: $0), entry: entry, content: content, replacing: nil, backup: false)
+        })
+        for (path, result) in zip(paths, results) {
+            switch result {
+            case .success: #expect(path == "fine", "\(path) was written")
+            case .failure(let error):
+                #expect(path != "fine", "\(error)")
+                #expect("\(error)".contains("not changed"), "\(error)")
+            }
+        }
+        await #expect(throws: ReplicaError.self) {
+            _ = try await replica.makeDirectory(try RelativePath(validating: ".ssh/keys.d"), entry: Entry(kind: .directory, mode: 0o700),
+                                                replacing: nil, backup: false)
+        }
+        await #expect(throws: ReplicaError.self) {
+            _ = try await replica.remove(try RelativePath(validating: ".ssh/authorized_keys"),
+                                         expected: Entry(kind: .file, size: 4, mode: 0o644), backup: false)
+        }
+        #expect(TestFiles.read(root + "/.ssh/authorized_keys") == "mine")
+        #expect(!TestFiles.exists(root + "/.ssh/rc") && TestFiles.read(root + "/fine") == "evil")
         await replica.close()
     }
 }

@@ -37,6 +37,9 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     private let watching = Mutex<TreeWatchSubscription?>(nil)
     /// swunison's own files inside this root: never scanned, watched or changed.
     public let ownState: OwnState
+    /// The ignore rules of the latest scan: no change is made to a path they leave out (nor to a
+    /// temporary name), whatever a peer asks (on a server, the client may be hostile).
+    private let scanRules = Mutex<IgnoreRules?>(nil)
 
     /// Opens a root.
     /// - Parameters:
@@ -108,6 +111,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         let cache = try openCache(key: request.cacheKey)
         let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
         let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
+        scanRules.withLock { $0 = rules }
         // swunison's own files are out whatever `ignorenot` says.
         let own = ownState
         let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty && own.isEmpty ? nil
@@ -262,13 +266,17 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     /// (Invariant 1), then renamed into place in a second hop.
     public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
         let own = ownState
-        func refused(_ write: FileWrite) -> Bool {
-            write.replacing?.kind == .directory ? own.touches(write.path) : own.covers(write.path)
+        func refusal(_ write: FileWrite) -> ReplicaError? {
+            if write.replacing?.kind == .directory ? own.touches(write.path) : own.covers(write.path) {
+                return own.refusal(write.path)
+            }
+            return outOfScope(write.path)
         }
-        if !own.isEmpty && writes.contains(where: refused) {
-            // Rare (a peer sending swunison's own files): refuse those, write the rest.
-            var written = try await writeFiles(writes.filter { !refused($0) }).makeIterator()
-            return writes.map { refused($0) ? .failure(own.refusal($0.path)) : written.next()! }
+        if writes.contains(where: { refusal($0) != nil }) {
+            // Rare (a peer sending swunison's own files, or paths the profile ignores): refuse
+            // those, write the rest.
+            var written = try await writeFiles(writes.filter { refusal($0) == nil }).makeIterator()
+            return writes.map { write in refusal(write).map { .failure($0) } ?? written.next()! }
         }
         let watch = ownChanges
         for write in writes { watch?.beginOwnChange(write.path) }
@@ -346,6 +354,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
         if ownState.covers(path) { throw ownState.refusal(path) }
+        if let refusal = outOfScope(path) { throw refusal }
         return try await blocking { [self] () throws(FileOperationError) in
             try files.backup(path, expected: withOwnFingerprint(expected, at: path)!)
         }
@@ -413,11 +422,20 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     /// Runs a change of `path` made by this replica, telling the watch (if any) before and
     /// after, so that its events are not reported back as somebody else's change.
+    /// Why a change of `path` is refused by the latest scan's rules (ignored, beneath an ignored
+    /// directory, a temporary name), or nil. Nothing is refused before the first scan.
+    private func outOfScope(_ path: RelativePath) -> ReplicaError? {
+        guard let rules = scanRules.withLock({ $0 }),
+              let reason = ScanScope(paths: [], rules: rules).violation(path) else { return nil }
+        return .other("\(path): not changed: it is \(reason) (a client never asks that of an honest replica)")
+    }
+
     /// Refuses a change of swunison's own files (see ``OwnState``); `replacing` is what the
     /// change removes (a directory removed could hold some).
     private func ownChange<T: Sendable>(_ path: RelativePath, replacing: Entry?, leaves state: @escaping (T) -> Entry? = { $0 as? Entry },
                                         _ body: () async throws -> T) async throws -> T {
         if replacing?.kind == .directory ? ownState.touches(path) : ownState.covers(path) { throw ownState.refusal(path) }
+        if let refusal = outOfScope(path) { throw refusal }
         guard let watch = ownChanges else { return try await body() }
         watch.beginOwnChange(path)
         do {
