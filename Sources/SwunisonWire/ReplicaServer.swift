@@ -31,6 +31,8 @@ public final class ReplicaServer: Sendable {
         var replica: (any Replica)?
         var replicaClosed = false
         var tasks: [UInt64: Task<Void, Never>] = [:]
+        /// File content held by the requests in `tasks` (what their frames carried).
+        var heldBytes = 0
         var writes: [UInt64: IncomingContent] = [:]
         var reads: [UInt64: CreditGate] = [:]
         var scans: [UInt64: CancelFlag] = [:]
@@ -101,7 +103,7 @@ public final class ReplicaServer: Sendable {
         case .hello: throw WireError.unexpected("second hello")
         case .fatal(let reason): throw WireError.peerClosed(reason)
         case .open(let spec):
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 let replica = try await makeReplica(spec)
                 state.withLock { $0.replica = replica }
                 return .ok
@@ -109,7 +111,7 @@ public final class ReplicaServer: Sendable {
         case .scan(let request):
             let flag = CancelFlag()
             state.withLock { $0.scans[id] = flag }
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 defer { state.withLock { _ = $0.scans.removeValue(forKey: id) } }
                 let result = try await replica().scan(request) { [self] changes in
                     if flag.isCancelled { throw CancellationError() }
@@ -122,7 +124,7 @@ public final class ReplicaServer: Sendable {
         case let .openFile(path, expected, window):
             let gate = CreditGate(window: Int(max(window, 1)))
             state.withLock { $0.reads[id] = gate }
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 defer { state.withLock { _ = $0.reads.removeValue(forKey: id) } }
                 let reader = try await replica().openFile(path, expected: expected)
                 do {
@@ -152,7 +154,7 @@ public final class ReplicaServer: Sendable {
                 Task { try? sender.send(Frame(id, .writeCredit(UInt32(n)))) }
             }
             if !isComplete { state.withLock { $0.writes[id] = incoming } }
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 defer {
                     incoming.abort("the server finished the request")
                     state.withLock { _ = $0.writes.removeValue(forKey: id) }
@@ -162,21 +164,21 @@ public final class ReplicaServer: Sendable {
                 return .entry(e)
             }
         case .makeDirectory(let p):
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 .entry(try await replica().makeDirectory(p.path, entry: p.entry, replacing: p.replacing, backup: p.backup))
             }
         case .makeSymlink(let p):
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 .entry(try await replica().makeSymlink(p.path, entry: p.entry, replacing: p.replacing, backup: p.backup))
             }
         case let .remove(path, expected, backup):
-            spawn(id) { [self] in .backupLocation(try await replica().remove(path, expected: expected, backup: backup)) }
+            try spawn(id) { [self] in .backupLocation(try await replica().remove(path, expected: expected, backup: backup)) }
         case let .backup(path, expected):
-            spawn(id) { [self] in .backupLocation(try await replica().backup(path, expected: expected)) }
+            try spawn(id) { [self] in .backupLocation(try await replica().backup(path, expected: expected)) }
         case let .setAttributes(path, expected, to):
-            spawn(id) { [self] in .entry(try await replica().setAttributes(path, expected: expected, to: to)) }
+            try spawn(id) { [self] in .entry(try await replica().setAttributes(path, expected: expected, to: to)) }
         case .readFiles(let requests):
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 // The reply must fit in one frame; the client's batches stay far below this.
                 // (Saturating: the sizes are the peer's numbers.)
                 let total = requests.reduce(Int64(0)) { sum, request in
@@ -189,9 +191,11 @@ public final class ReplicaServer: Sendable {
                 return .fileContents(try await replica().readFiles(requests))
             }
         case .writeFiles(let writes):
-            spawn(id) { [self] in .writeResults(try await replica().writeFiles(writes)) }
+            try spawn(id, holding: writes.reduce(0) { $0 + $1.content.count }) { [self] in
+                .writeResults(try await replica().writeFiles(writes))
+            }
         case .digestFiles(let requests):
-            spawn(id) { [self] in .digests(try await replica().digestFiles(requests)) }
+            try spawn(id) { [self] in .digests(try await replica().digestFiles(requests)) }
         case .baselineBatch(let updates):
             // A local replica applies each batch now, on this (receiving) thread, so the batches
             // stay in order and the cache is written while the rest is on the wire; others get
@@ -206,7 +210,7 @@ public final class ReplicaServer: Sendable {
             let (updates, stagingFailure) = state.withLock {
                 ($0.baselines.removeValue(forKey: id) ?? [], $0.stagingFailures.removeValue(forKey: id))
             }
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 if let stagingFailure { throw stagingFailure }
                 try await replica().commitBaseline(updates, snapshot: snapshot)
                 return .ok
@@ -234,7 +238,7 @@ public final class ReplicaServer: Sendable {
             state.withLock { $0.reads[id] }?.add(Int(n))
         case .watch(let request):
             state.withLock { _ = $0.watches.insert(id) }
-            spawn(id) { [self] in
+            try spawn(id) { [self] in
                 defer { state.withLock { _ = $0.watches.remove(id) } }
                 let source = try await replica().watch(request)
                 try sender.send(Frame(id, .ok))
@@ -291,8 +295,19 @@ public final class ReplicaServer: Sendable {
     }
 
     /// Runs a request as a task and sends its reply (or its failure) when it ends.
-    private func spawn(_ id: UInt64, _ body: @escaping @Sendable () async throws -> Message) {
-        state.withLock { s in
+    /// Requests a server works on at once, and the file content they may hold. An honest client
+    /// stays far below (at most 1,024 operations and 64 MiB of content in flight); one that does
+    /// not is cut off rather than allowed to grow the server without bound.
+    public static let maxRequestsInFlight = 4096
+    public static let maxHeldBytes = 256 << 20
+
+    private func spawn(_ id: UInt64, holding bytes: Int = 0, _ body: @escaping @Sendable () async throws -> Message) throws {
+        try state.withLock { (s) throws(WireError) in
+            guard s.tasks.count < Self.maxRequestsInFlight, s.heldBytes + bytes <= Self.maxHeldBytes else {
+                throw WireError.unexpected("more than \(Self.maxRequestsInFlight) requests or \(Self.maxHeldBytes >> 20) MiB "
+                    + "of content in flight: the client ignores the protocol's limits")
+            }
+            s.heldBytes += bytes
             s.tasks[id] = Task { [self] in
                 let reply: Message
                 do {
@@ -305,7 +320,7 @@ public final class ReplicaServer: Sendable {
                     reply = .failure(.other(String(describing: error)))
                 }
                 try? sender.send(Frame(id, reply))
-                state.withLock { _ = $0.tasks.removeValue(forKey: id) }
+                state.withLock { $0.tasks.removeValue(forKey: id); $0.heldBytes -= bytes }
             }
         }
     }

@@ -215,7 +215,8 @@ struct SyncRun {
             // One wave for a typical batch of small changes across a 100 ms link.
             options.maxConcurrentOperations = 1024
         }
-        if let text = getenv("SWUNISON_IN_FLIGHT"), let n = Int(String(cString: text)), n > 0 { options.maxConcurrentOperations = n }
+        // (Never near the server's limit of requests in flight, ReplicaServer.maxRequestsInFlight.)
+        if let text = getenv("SWUNISON_IN_FLIGHT"), let n = Int(String(cString: text)), n > 0 { options.maxConcurrentOperations = min(n, 2048) }
         return options
     }
 

@@ -164,6 +164,27 @@ final class RawPeer: @unchecked Sendable {
         _ = try? await run.value
     }
 
+    /// Thousands of requests that never finish (streamed writes whose content never comes): past
+    /// the server's limit of requests in flight the client is cut off with `fatal`, instead of
+    /// the server holding a task (and its buffers) for each.
+    @Test(.timeLimit(.minutes(1))) func requestsBeyondTheLimitInFlightEndTheConnection() async throws {
+        let (peer, run, dir) = try start()
+        let path = dir.path
+        let fatal = try await onThread { () throws -> String? in
+        try peer.handshake(root: path)
+        var entry = Sample.file
+        entry.size = 10
+        for n in 0..<(ReplicaServer.maxRequestsInFlight + 10) {
+            let placement = Placement(path: Sample.path("f\(n)"), entry: entry, replacing: nil, backup: false)
+            try peer.send(Frame(UInt64(2 + n), .writeFile(placement, data: [], isComplete: false)))
+        }
+        return peer.fatalReason()
+        }
+        #expect(fatal?.contains("requests or 256 MiB of content in flight") == true, "\(String(describing: fatal))")
+        peer.stream.close()
+        _ = try? await run.value
+    }
+
     @Test func aHostilePathEndsTheConnectionWithFatal() async throws {
         let (peer, run, dir) = try start()
         let path = dir.path
