@@ -251,3 +251,28 @@ import Testing
         #expect("\(FileOperationError.system(path: .root, operation: "stat", SystemCallError("fstatat", errno: EIO)))".hasPrefix(".: stat failed"))
     }
 }
+
+/// Paths longer than PATH_MAX (4,096 bytes): one openat2 call refuses them with ENAMETOOLONG,
+/// but the tree may hold them; every operation walks them one component at a time instead.
+@Suite struct LongPathTests {
+    @Test func aPathBeyondPathMaxIsCreatedReadChangedAndRemoved() throws {
+        let box = try OpsSandbox()
+        let files = try box.files()
+        var directory = try opsPath("d00" + String(repeating: "x", count: 200))
+        try files.makeDirectory(directory, entry: Entry(kind: .directory, mode: 0o755), replacing: nil)
+        for i in 1..<22 {
+            directory = directory.appending(try PathComponent(validating: String(format: "d%02d", i) + String(repeating: "x", count: 200)))
+            try files.makeDirectory(directory, entry: Entry(kind: .directory, mode: 0o755), replacing: nil)
+        }
+        let path = directory.appending(try PathComponent(validating: "deep.txt"))
+        #expect(path.bytes.count > Int(PATH_MAX))
+        let first = try files.write(path, Array("deep".utf8), replacing: nil)
+        let seen = try #require(try files.stat(path))
+        #expect(try files.readWhole(path, expected: seen) == Array("deep".utf8))
+        let second = try files.write(path, Array("deeper".utf8), entry: opsFileEntry(Array("deeper".utf8), mtime: 1_700_000_000_000_000_000),
+                                     replacing: first)
+        #expect(try files.readWhole(path, expected: try #require(try files.stat(path))) == Array("deeper".utf8))
+        _ = try files.remove(path, expected: second, backup: false)
+        #expect(try files.stat(path) == nil)
+    }
+}

@@ -74,7 +74,8 @@ public final class DirectoryFD: @unchecked Sendable {
 
     /// Opens the non-directory `path` beneath this directory in one `openat2(RESOLVE_BENEATH |
     /// RESOLVE_NO_SYMLINKS)` call, refusing a symlink anywhere on the way, the last component
-    /// included (Invariant 5). Returns nil when the kernel lacks openat2, so the caller walks.
+    /// included (Invariant 5). Returns nil when the kernel lacks openat2, or the path is too long
+    /// for one call, so the caller walks.
     /// - Throws: `SystemCallError` (`ELOOP` for a symlink, `ENOENT`, `ENOTDIR`, ...).
     public func openBeneath(_ path: RelativePath, flags: Int32) throws(SystemCallError) -> Int32? {
         guard Self.beneathResolution.load(ordering: .relaxed) else { return nil }
@@ -85,6 +86,9 @@ public final class DirectoryFD: @unchecked Sendable {
             }
         }
         if result >= 0 { return result }
+        // A path of PATH_MAX (4,096) bytes or more is too long for one call, not for the tree:
+        // the caller walks it one component at a time instead.
+        if -result == ENAMETOOLONG && path.bytes.count >= Int(PATH_MAX) { return nil }
         if -result == ENOSYS || -result == EPERM {
             Self.beneathResolution.store(false, ordering: .relaxed)
             return nil
