@@ -58,6 +58,27 @@ struct Fixture {
 
 @Suite("Session on two local replicas")
 struct SessionTests {
+    @Test("a directory swapped for a symlink between scan and write: nothing is written through it, the path fails")
+    func directorySwappedForASymlinkBetweenScanAndWrite() async throws {
+        let f = try Fixture("core-swap")
+        try TestFiles.write(f.a + "/d/keep", "k")
+        try TestFiles.write(f.b + "/d/keep", "k")
+        #expect(try await f.run().exitCode == 0)
+        try TestFiles.write(f.a + "/d/new", "through the link?")
+        let outside = f.dir.appending("outside")
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        // After the scans, before propagation: B's d becomes a symlink to a directory outside.
+        let interface = HookedInterface { _ in
+            try? FileManager.default.moveItem(atPath: f.b + "/d", toPath: f.dir.appending("moved-d"))
+            try? FileManager.default.createSymbolicLink(atPath: f.b + "/d", withDestinationPath: outside)
+        }
+        let summary = try await f.run(interface: interface)
+        #expect(summary.exitCode == 2)
+        #expect(summary.failures.contains { $0.path.description == "d/new" }, "\(summary.failures)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: f.b + "/d") == outside)
+    }
+
     @Test("links = false: a changed symlink is reported and left alone on both sides (Unison's behaviour); links = true syncs it")
     func linksFalseLeavesSymlinksAlone() async throws {
         let f = try Fixture("core-links")
