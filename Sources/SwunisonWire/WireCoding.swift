@@ -211,17 +211,33 @@ public struct WireReader {
     }
 
     /// A count of following items, each at least `minimumItemSize` bytes: a count the rest of the
-    /// frame cannot hold is rejected before anything is allocated for it.
+    /// frame cannot hold is rejected before anything is allocated for it, and so is one above
+    /// ``maxListItems`` (a 16 MiB frame of tiny items would otherwise decode into about a
+    /// gigabyte of values).
     public mutating func count(minimumItemSize: Int = 1) throws(WireError) -> Int {
         let v = try varint()
         guard v <= UInt64(remaining / max(minimumItemSize, 1)) else {
             throw .truncated("list (\(v) items announced, \(remaining) bytes left)")
         }
+        guard v <= UInt64(Self.maxListItems) else {
+            throw .malformed("list of \(v) items (at most \(Self.maxListItems) in one frame)")
+        }
+        return Int(v)
+    }
+
+    /// Items one list of one frame may hold. Honest senders batch lists into frames of about
+    /// 512 KiB (``FrameEncoder/forEachBatch``), and no item is smaller than 2 bytes.
+    public static let maxListItems = 300_000
+
+    /// The length of a byte string that follows (any length the frame holds).
+    private mutating func byteCount() throws(WireError) -> Int {
+        let v = try varint()
+        guard v <= UInt64(remaining) else { throw .truncated("bytes (\(v) announced, \(remaining) left)") }
         return Int(v)
     }
 
     public mutating func blob() throws(WireError) -> [UInt8] {
-        let n = try count()
+        let n = try byteCount()
         defer { index += n }
         return Array(storage[index..<(index + n)])
     }

@@ -66,6 +66,21 @@ import Testing
         #expect(throws: WireError.self) { _ = try FrameDecoder().decode(buffer: &bad) }
     }
 
+    /// A frame whose list announces more items than honest batching ever puts in one frame is
+    /// refused before any of them is decoded (a 16 MiB frame of tiny items would otherwise become
+    /// about a gigabyte of values).
+    @Test func aListOfTooManyItemsIsMalformed() throws {
+        let items = WireReader.maxListItems + 1
+        var w = WireWriter()
+        w.u32(0); w.u8(Message.scanBatch([]).type); w.varint(7); w.count(items)
+        for _ in 0..<(items * 3) { w.u8(0) }
+        w.setU32(UInt32(w.count - 4), at: 0)
+        var buffer = InputBuffer(w.bytes)
+        #expect(throws: WireError.malformed("list of \(items) items (at most \(WireReader.maxListItems) in one frame)")) {
+            _ = try FrameDecoder().decode(buffer: &buffer)
+        }
+    }
+
     /// Text a peer sends to be printed (notices, failures, reasons) arrives with its control
     /// characters escaped: no terminal escape sequence or forged log line reaches the user.
     @Test func peerTextArrivesWithControlCharactersEscaped() throws {
