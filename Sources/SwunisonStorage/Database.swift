@@ -1,5 +1,6 @@
 import CSQLite
 import Glibc
+import SwunisonModel
 
 /// One SQLite connection, owning its `sqlite3*` (closed in `deinit`).
 ///
@@ -94,6 +95,7 @@ public final class Database: @unchecked Sendable {
         let result: T
         do {
             result = try body()
+            CrashPoint.reached()
             try execute("COMMIT")
         } catch {
             if sqlite3_get_autocommit(handle) == 0 { try? execute("ROLLBACK") }

@@ -264,6 +264,7 @@ final class HeldTransaction {
     func commit(_ last: () throws(StorageError) -> Void = {}) throws(StorageError) {
         try run { () throws(StorageError) in
             try last()
+            CrashPoint.reached()
             try database.execute("COMMIT")
             isOpen = false
             atEnd()

@@ -248,6 +248,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
     }
 
     private func applyAttributes(replacing: Entry?, attributes: AttributeSelection) throws(FileOperationError) {
+        CrashPoint.reached()
         if attributes.owner || attributes.group {
             let uid = attributes.owner ? entry.uid : UInt32.max
             let gid = attributes.group ? entry.gid : UInt32.max
@@ -272,6 +273,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
 
     /// Links the unnamed temporary file in as `name`.
     private func linkUnnamed(as name: [UInt8], path: RelativePath) throws(FileOperationError) {
+        CrashPoint.reached()
         let outcome = withNameCString(name) { (c) -> Int32 in swunison_link_unnamed(fd, location.directory.fd, c) }
         if outcome == 0 { return }
         let code = errno
@@ -284,6 +286,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
         var attempts = 0
         while true {
             let name = SwunisonFS.temporaryName()
+            CrashPoint.reached()
             let outcome = withNameCString(name) { (c) -> Int32 in swunison_link_unnamed(fd, location.directory.fd, c) }
             if outcome == 0 { temporaryName = name; return }
             let code = errno

@@ -11,6 +11,7 @@ import Synchronization
 extension DirectoryFD {
     /// `unlinkat(fd, name, 0)`: removes a file or symlink.
     func unlink(_ name: [UInt8]) throws(SystemCallError) {
+        CrashPoint.reached()
         _ = try withNameCString(name) { (c) throws(SystemCallError) -> Int32 in
             try retryingOnInterrupt("unlinkat") { unlinkat(fd, c, 0) }
         }
@@ -18,6 +19,7 @@ extension DirectoryFD {
 
     /// `unlinkat(fd, name, AT_REMOVEDIR)`: removes an empty directory.
     func removeDirectory(_ name: [UInt8]) throws(SystemCallError) {
+        CrashPoint.reached()
         _ = try withNameCString(name) { (c) throws(SystemCallError) -> Int32 in
             try retryingOnInterrupt("unlinkat") { unlinkat(fd, c, AT_REMOVEDIR) }
         }
@@ -25,6 +27,7 @@ extension DirectoryFD {
 
     /// `mkdirat(fd, name, mode)`.
     func makeDirectory(_ name: [UInt8], mode: mode_t) throws(SystemCallError) {
+        CrashPoint.reached()
         _ = try withNameCString(name) { (c) throws(SystemCallError) -> Int32 in
             try retryingOnInterrupt("mkdirat") { mkdirat(fd, c, mode) }
         }
@@ -32,6 +35,7 @@ extension DirectoryFD {
 
     /// `symlinkat(target, fd, name)`.
     func makeSymlink(_ name: [UInt8], target: [UInt8]) throws(SystemCallError) {
+        CrashPoint.reached()
         _ = try withNameCString(target) { (t) throws(SystemCallError) -> Int32 in
             try withNameCString(name) { (c) throws(SystemCallError) -> Int32 in
                 try retryingOnInterrupt("symlinkat") { symlinkat(t, fd, c) }
@@ -58,6 +62,7 @@ extension DirectoryFD {
 
     /// Moves `name` here to `newName` in `destination`, replacing what is there (`renameat`).
     func rename(_ name: [UInt8], to destination: DirectoryFD, _ newName: [UInt8]) throws(SystemCallError) {
+        CrashPoint.reached()
         _ = try withNameCString(name) { (a) throws(SystemCallError) -> Int32 in
             try withNameCString(newName) { (b) throws(SystemCallError) -> Int32 in
                 try retryingOnInterrupt("renameat") { renameat(fd, a, destination.fd, b) }
@@ -68,6 +73,7 @@ extension DirectoryFD {
     /// Moves `name` here to `newName` in `destination` only if nothing is there: `renameat2`
     /// with `RENAME_NOREPLACE`, so a file that appears meanwhile is never clobbered (EEXIST).
     func renameNoReplace(_ name: [UInt8], to destination: DirectoryFD, _ newName: [UInt8]) throws(SystemCallError) {
+        CrashPoint.reached()
         _ = try withNameCString(name) { (a) throws(SystemCallError) -> Int32 in
             try withNameCString(newName) { (b) throws(SystemCallError) -> Int32 in
                 try retryingOnInterrupt("renameat2") { swunison_rename_noreplace(fd, a, destination.fd, b) }
@@ -77,6 +83,7 @@ extension DirectoryFD {
 
     /// Hard-links `name` here as `newName` in `destination` (`linkat`, no symlink following).
     func link(_ name: [UInt8], to destination: DirectoryFD, _ newName: [UInt8]) throws(SystemCallError) {
+        CrashPoint.reached()
         _ = try withNameCString(name) { (a) throws(SystemCallError) -> Int32 in
             try withNameCString(newName) { (b) throws(SystemCallError) -> Int32 in
                 try retryingOnInterrupt("linkat") { linkat(fd, a, destination.fd, b, 0) }

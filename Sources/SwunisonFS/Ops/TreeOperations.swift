@@ -158,6 +158,7 @@ extension ReplicaFiles {
         let location = try locate(path)
         guard let current = try checkExpected(expected, at: location, path: path),
               let kind = current.kind else { throw .changedDuringSync(path) }
+        CrashPoint.reached()
         if kind != .symlink {
             let name = location.name.bytes
             if selection.owner || selection.group {
