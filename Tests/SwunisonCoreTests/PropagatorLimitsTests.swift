@@ -45,8 +45,8 @@ struct PropagatorLimitsTests {
         let seen = Mutex<[ScanChange]>([])
         _ = try await a.scan(ScanRequest(cacheKey: "limits-a")) { batch in seen.withLock { $0 += batch } }
         let changes = seen.withLock { $0 }.filter { $0.new?.kind == .file }
-        let plan = try changes.map { c in
-            PlanItem(state: PathState(path: c.path, archive: nil, a: try #require(c.new), b: nil),
+        let plan = changes.map { c in
+            PlanItem(state: PathState(path: c.path, archive: nil, a: c.new, b: nil),
                      decision: .propagate(from: .a), changeA: .new(.file), changeB: .unchanged)
         }
         let bigs = plan.filter { $0.path.description.hasPrefix("big") }
