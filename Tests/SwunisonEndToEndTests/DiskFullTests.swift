@@ -1,0 +1,43 @@
+import Foundation
+import Glibc
+import SwunisonTestSupport
+import Testing
+
+/// A replica on a full file system (issue 13): B is a 1 MiB tmpfs. A copy that runs out of space
+/// mid-file keeps the old content, leaves no temporary file, names the path and the cause, and
+/// the run exits 2 with everything else synchronised. Needs root to mount (CI runs as root).
+@Suite("a full disk")
+struct DiskFullTests {
+    static let canMount = geteuid() == 0
+
+    @Test(.enabled(if: canMount, "mounting a small tmpfs needs root"))
+    func aCopyThatRunsOutOfSpaceKeepsTheOldContentAndSaysWhy() throws {
+        let s = try Sandbox("disk-full")
+        guard mount("tmpfs", s.b, "tmpfs", 0, "size=1m,mode=0755") == 0 else {
+            Issue.record("cannot mount a tmpfs at \(s.b): \(String(cString: strerror(errno)))")
+            return
+        }
+        defer { umount2(s.b, Int32(MNT_DETACH)) }
+        try s.profile("t", ["batch = true", "prefer = newer"])
+        let old = Date().timeIntervalSince1970 - 1000
+        try s.write("a", "big", "old big", mtime: old)
+        try s.write("a", "small", "old small", mtime: old)
+        #expect(try s.run(["t"]).status == 0)
+
+        // A's new versions: one far bigger than B's file system, one small.
+        try s.write("a", "big", String(repeating: "B", count: 3 << 20), mtime: old + 10)
+        try s.write("a", "small", "new small", mtime: old + 10)
+        let full = try s.run(["t"])
+        #expect(full.status == 2, "\(full)")
+        #expect(full.output.contains("big") && full.output.contains("No space left on device"), "\(full)")
+        #expect(s.read("b", "big") == "old big")
+        #expect(s.read("b", "small") == "new small")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: s.b)) ?? []
+        #expect(!left.contains { $0.hasPrefix(".swunison.") }, "temporary files left: \(left)")
+
+        // Room again (the big version shrinks): the next run converges.
+        try s.write("a", "big", "new big", mtime: old + 20)
+        #expect(try s.run(["t"]).status == 0)
+        #expect(s.read("b", "big") == "new big")
+    }
+}
