@@ -1,3 +1,4 @@
+import SwunisonFS
 import SwunisonModel
 
 /// What a scan may report: paths at or beneath the scanned subtrees, none of them ignored (nor
@@ -25,14 +26,14 @@ public struct ScanScope: Sendable {
         if !paths.isEmpty && !paths.contains(where: { path.isDescendant(orEqualTo: $0) }) {
             return "outside the scanned paths (\(paths.map(\.description).joined(separator: ", ")))"
         }
-        if let name = path.lastComponent, name.bytes.starts(with: Self.temporaryPrefix) {
+        if let name = path.lastComponent, name.bytes.starts(with: swunisonTemporaryPrefix) {
             return "a name of swunison's temporary files"
         }
         if rules.isIgnored(path) { return "ignored by the profile" }
         if checkedParent { return nil }
         var ancestor = path.parent
         while let current = ancestor, !current.isRoot {
-            if let name = current.lastComponent, name.bytes.starts(with: Self.temporaryPrefix) {
+            if let name = current.lastComponent, name.bytes.starts(with: swunisonTemporaryPrefix) {
                 return "beneath a name of swunison's temporary files (\(current))"
             }
             if rules.isIgnored(current) { return "beneath \(current), which the profile ignores" }
@@ -40,9 +41,6 @@ public struct ScanScope: Sendable {
         }
         return nil
     }
-
-    /// The prefix of swunison's temporary and partial files, never reported by a scan.
-    public static let temporaryPrefix: [UInt8] = Array(".swunison.".utf8)
 }
 
 /// Checks a stream of reported paths against a ``ScanScope``, remembering the directories found

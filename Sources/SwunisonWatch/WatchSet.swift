@@ -298,5 +298,3 @@ func isUnnamedFilePlaceholder(_ name: [UInt8]) -> Bool {
     name.count > 1 && name[0] == UInt8(ascii: "#") && name.dropFirst().allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
 }
 
-/// The prefix of swunison's temporary and partial files.
-let swunisonTemporaryPrefix: [UInt8] = Array(".swunison.".utf8)

@@ -265,18 +265,12 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     /// parent directory opened once per run of files in it), made durable by one shared syncfs
     /// (Invariant 1), then renamed into place in a second hop.
     public func writeFiles(_ writes: [FileWrite]) async throws -> [Result<Entry, ReplicaError>] {
-        let own = ownState
-        func refusal(_ write: FileWrite) -> ReplicaError? {
-            if write.replacing?.kind == .directory ? own.touches(write.path) : own.covers(write.path) {
-                return own.refusal(write.path)
-            }
-            return outOfScope(write.path)
-        }
-        if writes.contains(where: { refusal($0) != nil }) {
+        let refusals = writes.map { refusal(of: $0.path, replacing: $0.replacing) }
+        if refusals.contains(where: { $0 != nil }) {
             // Rare (a peer sending swunison's own files, or paths the profile ignores): refuse
             // those, write the rest.
-            var written = try await writeFiles(writes.filter { refusal($0) == nil }).makeIterator()
-            return writes.map { write in refusal(write).map { .failure($0) } ?? written.next()! }
+            var written = try await writeFiles(zip(writes, refusals).compactMap { $1 == nil ? $0 : nil }).makeIterator()
+            return refusals.map { refusal in refusal.map { .failure($0) } ?? written.next()! }
         }
         let watch = ownChanges
         for write in writes { watch?.beginOwnChange(write.path) }
@@ -353,8 +347,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     }
 
     public func backup(_ path: RelativePath, expected: Entry) async throws -> String {
-        if ownState.covers(path) { throw ownState.refusal(path) }
-        if let refusal = outOfScope(path) { throw refusal }
+        if let refusal = refusal(of: path, replacing: nil) { throw refusal }
         return try await blocking { [self] () throws(FileOperationError) in
             try files.backup(path, expected: withOwnFingerprint(expected, at: path)!)
         }
@@ -422,9 +415,11 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     /// Runs a change of `path` made by this replica, telling the watch (if any) before and
     /// after, so that its events are not reported back as somebody else's change.
-    /// Why a change of `path` is refused by the latest scan's rules (ignored, beneath an ignored
-    /// directory, a temporary name), or nil. Nothing is refused before the first scan.
-    private func outOfScope(_ path: RelativePath) -> ReplicaError? {
+    /// Why a change of `path` (replacing `replacing`) is refused, or nil: it is swunison's own
+    /// (``OwnState``), or the latest scan's rules leave it out (ignored, beneath an ignored
+    /// directory, a temporary name; nothing is refused that way before the first scan).
+    private func refusal(of path: RelativePath, replacing: Entry?) -> ReplicaError? {
+        if ownState.forbids(path, replacing: replacing) { return ownState.refusal(path) }
         guard let rules = scanRules.withLock({ $0 }),
               let reason = ScanScope(paths: [], rules: rules).violation(path) else { return nil }
         return .other("\(path): not changed: it is \(reason) (a client never asks that of an honest replica)")
@@ -434,8 +429,7 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     /// change removes (a directory removed could hold some).
     private func ownChange<T: Sendable>(_ path: RelativePath, replacing: Entry?, leaves state: @escaping (T) -> Entry? = { $0 as? Entry },
                                         _ body: () async throws -> T) async throws -> T {
-        if replacing?.kind == .directory ? ownState.touches(path) : ownState.covers(path) { throw ownState.refusal(path) }
-        if let refusal = outOfScope(path) { throw refusal }
+        if let refusal = refusal(of: path, replacing: replacing) { throw refusal }
         guard let watch = ownChanges else { return try await body() }
         watch.beginOwnChange(path)
         do {

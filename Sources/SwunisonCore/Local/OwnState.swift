@@ -49,6 +49,12 @@ public struct OwnState: Sendable, Equatable {
         paths.contains { path.isDescendant(orEqualTo: $0) || $0.isDescendant(orEqualTo: path) }
     }
 
+    /// Whether a change of `path` that replaces `replacing` must be refused: it would touch an own
+    /// path, or (replacing a directory) remove one held beneath it.
+    func forbids(_ path: RelativePath, replacing: Entry?) -> Bool {
+        replacing?.kind == .directory ? touches(path) : covers(path)
+    }
+
     /// `ignore` specifications that leave the own paths out of a scan (of either side).
     public var ignorePatterns: [String] {
         paths.map { PathPattern.belowPathSpec($0) }

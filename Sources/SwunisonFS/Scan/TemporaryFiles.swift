@@ -1,7 +1,7 @@
 import Glibc
 
 /// The prefix of every temp/partial file swunison creates: `.swunison.`.
-let swunisonTemporaryPrefix: [UInt8] = Array(".swunison.".utf8)
+public let swunisonTemporaryPrefix: [UInt8] = Array(".swunison.".utf8)
 
 /// Whether a name is one of swunison's own temp/partial files (never reported by a scan).
 func isSwunisonTemporary(_ name: UnsafePointer<UInt8>, _ length: Int) -> Bool {
