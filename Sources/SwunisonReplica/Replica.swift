@@ -1,3 +1,4 @@
+import Glibc
 import SwunisonFS
 import SwunisonModel
 
@@ -331,6 +332,13 @@ public enum ReplicaError: Error, Sendable, CustomStringConvertible {
     /// `error` as a ReplicaError (any other error is described).
     public init(_ error: any Error) {
         self = (error as? ReplicaError) ?? .other(String(describing: error))
+    }
+
+    /// Whether a file system ran out of space (or quota): worth one more try once concurrent
+    /// copies, and the temporary files they held, are gone.
+    public var isOutOfSpace: Bool {
+        guard case .system(_, _, let errno, _) = self else { return false }
+        return errno == ENOSPC || errno == EDQUOT
     }
 
     /// Whether the failure is transient and the path is worth retrying in this run.

@@ -74,3 +74,64 @@ struct PropagatorLimitsTests {
         await a.close(); await b.close()
     }
 }
+
+/// A replica whose disk is "full" while any other write is in flight: a write that overlaps
+/// another fails with `ENOSPC`, one on its own succeeds (or always fails, for `alwaysFull`).
+final class CrowdedDiskReplica: ForwardingReplica, @unchecked Sendable {
+    private let state = Mutex<(inFlight: Int, attempts: [String: Int])>((0, [:]))
+    let alwaysFull: Set<String>
+    init(_ inner: any Replica, alwaysFull: Set<String> = []) {
+        self.alwaysFull = alwaysFull
+        super.init(inner)
+    }
+    func attempts(_ name: String) -> Int { state.withLock { $0.attempts[name, default: 0] } }
+
+    private func enter(_ path: RelativePath) -> Bool {
+        state.withLock { s in
+            s.inFlight += 1
+            s.attempts[path.description, default: 0] += 1
+            return s.inFlight > 1 || alwaysFull.contains(path.description)
+        }
+    }
+
+    override func writeFile(_ path: RelativePath, entry: Entry, from source: any FileReader, replacing: Entry?,
+                            backup: Bool) async throws -> Entry {
+        let full = enter(path)
+        defer { state.withLock { $0.inFlight -= 1 } }
+        try await Task.sleep(for: .milliseconds(50))
+        if full { throw ReplicaError.system(path: path, operation: "write", errno: ENOSPC, message: "No space left on device") }
+        return try await inner.writeFile(path, entry: entry, from: source, replacing: replacing, backup: backup)
+    }
+}
+
+@Suite("Propagation on a full disk")
+struct PropagatorOutOfSpaceTests {
+    @Test("copies that found the disk full beside others get one more try alone; a copy that never fits fails")
+    func outOfSpaceCopiesAreRetriedAloneOnce() async throws {
+        let f = try Fixture("core-out-of-space")
+        // Large enough not to go in a batch: each is a writeFile of its own.
+        for i in 0..<4 { try TestFiles.write(f.a + "/f\(i)", String(repeating: "\(i)", count: 200 << 10)) }
+        let a = try f.replica(f.a), b = CrowdedDiskReplica(try f.replica(f.b), alwaysFull: ["f3"])
+        let seen = Mutex<[ScanChange]>([])
+        _ = try await a.scan(ScanRequest(cacheKey: "out-of-space-a")) { batch in seen.withLock { $0 += batch } }
+        let plan = seen.withLock { $0 }.filter { $0.new?.kind == .file }.map { c in
+            PlanItem(state: PathState(path: c.path, archive: nil, a: c.new, b: nil),
+                     decision: .propagate(from: .a), changeA: .new(.file), changeB: .unchanged)
+        }
+        #expect(plan.count == 4)
+        let propagator = Propagator(replicas: ReplicaPair(a: a, b: b),
+                                    options: PropagationOptions(attributes: AttributeSelection(), maxConcurrentOperations: 8))
+        let result = await propagator.run(plan)
+        // All four ran at once; all but the first found the disk full. f0-f2 fit on their own.
+        #expect(result.failures.map(\.path.description) == ["f3"], "\(result.failures)")
+        #expect(result.failures.first?.message.contains("No space left on device") == true)
+        for i in 0..<3 {
+            #expect(TestFiles.read(f.b + "/f\(i)") == String(repeating: "\(i)", count: 200 << 10))
+        }
+        #expect((0..<3).map { b.attempts("f\($0)") }.reduce(0, +) == 5)
+        // Tried twice, never more.
+        #expect(b.attempts("f3") == 2)
+        #expect(!TestFiles.exists(f.b + "/f3"))
+        await a.close(); await b.close()
+    }
+}

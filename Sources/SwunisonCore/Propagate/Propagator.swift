@@ -228,6 +228,28 @@ public final class Propagator: Sendable {
         }
         let limit = max(1, options.maxConcurrentOperations)
         let batchFiles = Self.batchFiles(forLimit: limit)
+        // Copies that ran out of space while others ran beside them: a large file's temporary
+        // copy can fill the disk for a moment and fail small ones that would fit on their own.
+        var outOfSpace: [Operation] = []
+        func record(_ completed: Completed) {
+            let op = completed.op
+            switch completed.outcome {
+            case .success(let done):
+                ledger.complete(op, written: done.written)
+                if let location = done.backupLocation {
+                    result.backups.append(BackupRecord(path: op.path, side: op.target, location: location,
+                                                       isConflictLoser: op.isConflictLoser))
+                }
+                result.bytesCopied += done.bytesCopied
+                progress?(op.path, done.bytesCopied)
+            case .failure(let error):
+                let retryable = (error as? ReplicaError)?.isRetryable ?? false
+                let message = "\(error)"
+                ledger.fail(op, message: message, retryable: retryable)
+                result.failures.append(PathFailure(path: op.path, side: op.target, message: message,
+                                                   isRetryable: retryable))
+            }
+        }
         await withTaskGroup(of: [Completed].self) { group in
             // Keep up to `limit` operations running; start the next ones as others finish.
             var started = 0
@@ -274,27 +296,26 @@ public final class Propagator: Sendable {
                     group.addTask { [self] in await performBatch(partial) }
                 }
                 guard let finished = await group.next() else { break }
+                let alone = ops.count == 1
                 for completed in finished {
                     running -= 1
-                    let op = completed.op
-                    bytesInFlight -= Self.contentWeight(op)
-                    switch completed.outcome {
-                    case .success(let done):
-                        ledger.complete(op, written: done.written)
-                        if let location = done.backupLocation {
-                            result.backups.append(BackupRecord(path: op.path, side: op.target, location: location,
-                                                               isConflictLoser: op.isConflictLoser))
-                        }
-                        result.bytesCopied += done.bytesCopied
-                        progress?(op.path, done.bytesCopied)
-                    case .failure(let error):
-                        let retryable = (error as? ReplicaError)?.isRetryable ?? false
-                        let message = "\(error)"
-                        ledger.fail(op, message: message, retryable: retryable)
-                        result.failures.append(PathFailure(path: op.path, side: op.target, message: message,
-                                                           isRetryable: retryable))
+                    bytesInFlight -= Self.contentWeight(completed.op)
+                    if !alone, case .failure(let error) = completed.outcome, (error as? ReplicaError)?.isOutOfSpace == true {
+                        outOfSpace.append(completed.op)
+                    } else {
+                        record(completed)
                     }
                 }
+            }
+        }
+        // Now that the level's other copies are done (and their temporary files gone), each copy
+        // that found the disk full gets one more try, on its own.
+        for op in outOfSpace {
+            do {
+                let done = try await perform(op)
+                record(Completed(op: op, outcome: .success(done)))
+            } catch {
+                record(Completed(op: op, outcome: .failure(error)))
             }
         }
     }
