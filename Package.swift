@@ -35,7 +35,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["DESIGN.md", "DESIGN-NOTES.md"]),
         .target(name: "SwunisonWire", dependencies: [
-            "SwunisonModel", "SwunisonReplica", "SwunisonFS", "SwunisonSSH",
+            "SwunisonModel", "SwunisonReplica", "SwunisonFS", "SwunisonSSH", "CSwunisonShims",
         ], exclude: ["PROTOCOL.md"]),
 
         // The thin command-line front end.

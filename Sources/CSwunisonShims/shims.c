@@ -22,6 +22,8 @@ long swunison_utime_omit(void) { return UTIME_OMIT; }
 long swunison_utime_now(void) { return UTIME_NOW; }
 int swunison_o_path(void) { return O_PATH; }
 int swunison_o_noatime(void) { return O_NOATIME; }
+int swunison_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
 int swunison_syncfs(int fd) { return syncfs(fd); }
 int swunison_openat_beneath(int dirfd, const char *path, int flags, unsigned int mode) {
     struct open_how how = {

@@ -40,13 +40,15 @@ final class ChannelState: @unchecked Sendable {
     /// Whether a reader blocked in `read` can return (data, EOF, failure or close).
     var isReadable: Bool { !incoming.isEmpty || isRemoteEOF || failure != nil || isClosed }
 
-    /// Whether the I/O thread must look at this channel even when the socket is quiet: while it
-    /// is being opened (a deadline), and after EOF until its exit status is known (or given up).
+    /// Whether the I/O thread must look at this channel now and then even when the socket is
+    /// quiet: while it is being opened (a deadline), after EOF until its exit status is known
+    /// (or given up), and while it is open at all: any libssh call may take packets off the
+    /// socket for this channel (data, EOF, a window adjust) that `poll()` then never shows, so
+    /// the I/O thread never sleeps longer than a second while a channel is in use.
     var needsPolling: Bool {
         if isClosed || failure != nil { return false }
         switch phase {
-        case .opening, .requestingExec: return true
-        case .open: return isRemoteEOF && !isExitStatusKnown
+        case .opening, .requestingExec, .open: return true
         case .finished: return false
         }
     }
@@ -212,13 +214,13 @@ final class SessionCore: @unchecked Sendable {
                 _ = ssh_send_keepalive(handle.raw)
                 lastKeepalive = now
             }
-            if progressed || (!failed && libsshHoldsInput(active)) {
+            if progressed || (!failed && libsshHoldsWork(active)) {
                 idleRounds = 0
                 continue
             }
             // Nothing moved and libssh holds nothing poll() cannot see: sleep until the socket or
-            // a writer wakes us (no wake-ups while a watch idles). Only a channel being opened or
-            // waiting for its exit status needs a look now and then (its deadlines), with backoff.
+            // a writer wakes us, or (with backoff, 1 ms growing to 1 s) until a channel in use
+            // needs a look: a deadline, or packets libssh took in during the checks above.
             var timeout: Int32 = -1
             if active.contains(where: { lock.withLock { [channel = $0] in channel.needsPolling } }) {
                 timeout = backoffMilliseconds[min(idleRounds, backoffMilliseconds.count - 1)]
@@ -233,13 +235,21 @@ final class SessionCore: @unchecked Sendable {
         }
     }
 
-    /// Whether libssh has input for an open channel that a `poll()` of the socket would not
+    /// Whether libssh holds work for an open channel that a `poll()` of the socket would not
     /// show: bytes or the EOF already read into a channel's buffer (by a call for another
-    /// channel, or for stderr). (`ssh_get_poll_flags`' SSH_READ_PENDING is no help: it only says libssh wants to
-    /// read, which it always does.)
-    private func libsshHoldsInput(_ channels: [ChannelState]) -> Bool {
+    /// channel, or for stderr), or a send window that opened meanwhile. (`ssh_get_poll_flags`'
+    /// SSH_READ_PENDING is no help: it only says libssh wants to read, which it always does.)
+    /// These checks call into libssh too and may take in more packets; `needsPolling` covers
+    /// what arrives during them.
+    private func libsshHoldsWork(_ channels: [ChannelState]) -> Bool {
         for channel in channels {
             guard let raw = channel.handle else { continue }
+            // Bytes to send and a remote window that opened while libssh read for something else
+            // (a window adjust taken off the socket by a read call): write now, poll() would
+            // not wake us for it.
+            let hasOutput = channel.pendingOffset < channel.pendingOut.count
+                || lock.withLock { channel.phase == .open && channel.failure == nil && !channel.outgoing.isEmpty }
+            if hasOutput && ssh_channel_window_size(raw) > 0 { return true }
             let (isOpen, room) = lock.withLock {
                 (channel.phase == .open && channel.failure == nil && !channel.isClosed && !channel.isRemoteEOF,
                  Self.queueCapacity - channel.incoming.count)

@@ -1,4 +1,5 @@
 import Glibc
+import CSwunisonShims
 import Synchronization
 import SwunisonFS
 import SwunisonModel
@@ -71,13 +72,12 @@ public enum PipeStream {
     }
 }
 
-/// A close-on-exec pipe (read end, write end). The corresponding C functions are `pipe` and
-/// `fcntl(F_SETFD, FD_CLOEXEC)` (Glibc hides `pipe2`; a spawn racing between the two calls
-/// could inherit the descriptors, which only delays that child's EOF).
+/// A close-on-exec pipe (read end, write end), made so atomically (`pipe2` with `O_CLOEXEC`):
+/// a child spawned by another thread at that moment cannot inherit an end, which would keep
+/// the pipe open (a writer blocked, a reader without EOF) for as long as that child lives.
 func makePipe() throws -> (Int32, Int32) {
     var fds: [Int32] = [0, 0]
-    _ = try retryingOnInterrupt("pipe") { pipe(&fds) }
-    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    _ = try retryingOnInterrupt("pipe") { swunison_pipe_cloexec(&fds) }
     return (fds[0], fds[1])
 }
 

@@ -54,14 +54,21 @@ public enum SwunisonBinary {
         nonisolated(unsafe) var outData = Data(), errData = Data()
         group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        var note = ""
         if group.wait(timeout: .now() + timeout) == .timedOut {
+            // A hung run: ask it to stop, then kill it; never wait for it forever (a grandchild
+            // holding the pipes open must not hang the test either).
             process.terminate()
-            group.wait()
+            if group.wait(timeout: .now() + 10) == .timedOut {
+                kill(process.processIdentifier, SIGKILL)
+                _ = group.wait(timeout: .now() + 10)
+            }
+            note = "\n[test harness: stopped after \(Int(timeout)) s]\n"
         }
         process.waitUntilExit()
         return Outcome(status: process.terminationStatus,
                        stdout: String(decoding: outData, as: UTF8.self),
-                       stderr: String(decoding: errData, as: UTF8.self))
+                       stderr: String(decoding: errData, as: UTF8.self) + note)
     }
 }
 

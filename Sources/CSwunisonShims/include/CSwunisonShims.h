@@ -18,6 +18,9 @@ long swunison_utime_now(void);
 /// O_PATH and O_NOATIME open flags.
 int swunison_o_path(void);
 int swunison_o_noatime(void);
+/// pipe2(2) with O_CLOEXEC: both ends close-on-exec from the start, so a child spawned by
+/// another thread at the same moment cannot inherit them (and hold a pipe open for its life).
+int swunison_pipe_cloexec(int fds[2]);
 /// syncfs(2).
 int swunison_syncfs(int fd);
 /// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: opens a
