@@ -75,4 +75,40 @@ import Testing
         #expect(!TestFiles.exists(root + "/.ssh/rc") && TestFiles.read(root + "/fine") == "evil")
         await replica.close()
     }
+
+    @Test func changesOutsideTheScannedPathsAreRefusedAndLaterScansOnlyWiden() async throws {
+        let dir = try TemporaryDirectory("replica-paths")
+        let root = dir.appending("root")
+        try TestFiles.write(root + "/docs/a", "a")
+        try TestFiles.write(root + "/.bashrc", "mine")
+        let replica = try LocalReplica(root: root, cacheDirectory: dir.appending("caches"), backupDirectory: dir.appending("backup"),
+                                       maxBackups: 1, attributes: AttributeSelection())
+        let docs = try RelativePath(validating: "docs")
+        _ = try await replica.scan(ScanRequest(paths: [docs], cacheKey: "paths")) { _ in }
+        let content = Array("evil".utf8)
+        let entry = Entry(kind: .file, size: Int64(content.count), mtime: 1_600_000_000_000_000_000, mode: 0o644,
+                          digest: XXH3Hasher.digest(content))
+        func write(_ path: String) async throws -> Result<Entry, ReplicaError> {
+            try await replica.writeFiles([FileWrite(path: try RelativePath(validating: path), entry: entry, content: content,
+                                                    replacing: nil, backup: false)])[0]
+        }
+        // Outside `path = docs`: refused, and said why.
+        for outside in [".profile", "docsx", "other/x"] {
+            guard case .failure(let error) = try await write(outside) else {
+                Issue.record("\(outside) was written"); continue
+            }
+            #expect("\(error)".contains("outside the scanned paths"), "\(error)")
+        }
+        await #expect(throws: ReplicaError.self) {
+            _ = try await replica.remove(try RelativePath(validating: ".bashrc"), expected: Entry(kind: .file, size: 4, mode: 0o644),
+                                         backup: false)
+        }
+        guard case .success = try await write("docs/b") else { Issue.record("docs/b was refused"); return }
+        // A narrower scan later (a retry, a watch cycle) does not narrow what may change.
+        _ = try await replica.scan(ScanRequest(paths: [try RelativePath(validating: "docs/sub")], cacheKey: "paths")) { _ in }
+        guard case .success = try await write("docs/c") else { Issue.record("docs/c was refused"); return }
+        #expect(TestFiles.read(root + "/.bashrc") == "mine" && !TestFiles.exists(root + "/.profile"))
+        #expect(TestFiles.read(root + "/docs/b") == "evil")
+        await replica.close()
+    }
 }

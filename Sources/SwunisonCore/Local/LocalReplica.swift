@@ -37,9 +37,11 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
     private let watching = Mutex<TreeWatchSubscription?>(nil)
     /// swunison's own files inside this root: never scanned, watched or changed.
     public let ownState: OwnState
-    /// The ignore rules of the latest scan: no change is made to a path they leave out (nor to a
-    /// temporary name), whatever a peer asks (on a server, the client may be hostile).
-    private let scanRules = Mutex<IgnoreRules?>(nil)
+    /// What this replica's scans have covered: the subtrees scanned so far (their union: a retry
+    /// or a watch cycle scans less than the profile's `path`s, never more) and the latest scan's
+    /// ignore rules. No change is made to a path outside it (nor to a temporary name), whatever a
+    /// peer asks (on a server, the client may be hostile).
+    private let scanned = Mutex<ScanScope?>(nil)
 
     /// Opens a root.
     /// - Parameters:
@@ -111,7 +113,10 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         let cache = try openCache(key: request.cacheKey)
         let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
         let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
-        scanRules.withLock { $0 = rules }
+        scanned.withLock { scope in
+            let paths = scope.map { $0.paths.isEmpty ? [] : Self.union($0.paths, request.paths) } ?? request.paths
+            scope = ScanScope(paths: paths, rules: rules)
+        }
         // swunison's own files are out whatever `ignorenot` says.
         let own = ownState
         let isIgnored: (@Sendable (RelativePath) -> Bool)? = rules.isEmpty && own.isEmpty ? nil
@@ -415,13 +420,24 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
 
     /// Runs a change of `path` made by this replica, telling the watch (if any) before and
     /// after, so that its events are not reported back as somebody else's change.
+    /// The subtrees covered by `a` or `b`, none beneath another (both non-empty lists; an empty
+    /// list is the whole root and covers everything).
+    static func union(_ a: [RelativePath], _ b: [RelativePath]) -> [RelativePath] {
+        if b.isEmpty || b.contains(where: \.isRoot) { return [] }
+        var out: [RelativePath] = []
+        for p in (a + b).sorted() where !(out.last.map { p.isDescendant(orEqualTo: $0) } ?? false) {
+            out.append(p)
+        }
+        return out
+    }
+
     /// Why a change of `path` (replacing `replacing`) is refused, or nil: it is swunison's own
-    /// (``OwnState``), or the latest scan's rules leave it out (ignored, beneath an ignored
-    /// directory, a temporary name; nothing is refused that way before the first scan).
+    /// (``OwnState``), or it lies outside what the scans covered (outside the scanned subtrees,
+    /// ignored, beneath an ignored directory, a temporary name; nothing is refused that way
+    /// before the first scan).
     private func refusal(of path: RelativePath, replacing: Entry?) -> ReplicaError? {
         if ownState.forbids(path, replacing: replacing) { return ownState.refusal(path) }
-        guard let rules = scanRules.withLock({ $0 }),
-              let reason = ScanScope(paths: [], rules: rules).violation(path) else { return nil }
+        guard let scope = scanned.withLock({ $0 }), let reason = scope.violation(path) else { return nil }
         return .other("\(path): not changed: it is \(reason) (a client never asks that of an honest replica)")
     }
 
