@@ -112,6 +112,15 @@ public struct SSHRoot: Sendable, Hashable, CustomStringConvertible {
         var user: String?
         if let at = authority.lastIndex(of: "@") {
             let name = authority[authority.startIndex..<at]
+            if let colon = name.firstIndex(of: ":") {
+                // user:password@host: a secret in a profile, and in every message and log line
+                // that names the root. Refused, and never repeated.
+                let shown = "ssh://" + name[..<colon] + ":***@" + authority[authority.index(after: at)...]
+                    + rest[authorityEnd...]
+                throw RootParseError("'\(shown)': a password in a root is not supported (it would be kept in the "
+                    + "profile and shown wherever the root is named); authenticate with a key "
+                    + "(ssh-copy-id \(name[..<colon])@host) or ssh-agent, and remove the password from the root")
+            }
             guard !name.isEmpty, name.unicodeScalars.allSatisfy(Self.isUserScalar) else {
                 throw RootParseError("'\(written)': bad user name '\(name)'")
             }

@@ -78,6 +78,14 @@ import Testing
         #expect(dir.failure("root = /a\nroot = ssh:/host/x\n")?.description.hasPrefix("\(dir.profilePath()):2: bad root:") == true)
     }
 
+    @Test func aPasswordInARootIsRefusedAndNeverRepeated() {
+        let dir = TempDir()
+        let message = dir.failure("root = /a\nroot = ssh://alice:hunter2@host:22//srv/x\n")?.description ?? ""
+        #expect(message.hasPrefix("\(dir.profilePath()):2: bad root: 'ssh://alice:***@host:22//srv/x': a password in a root"),
+                "\(message)")
+        #expect(!message.contains("hunter2"))
+    }
+
     @Test func dryRunIsCommandLineOnly() {
         let dir = TempDir()
         #expect(dir.failure(twoRoots + "dry-run = true\n")?.description
