@@ -226,13 +226,26 @@ extension SSHSession {
             tried.append("publickey with \(agent)the default keys in \(sshDirectory)")
             if try check(ssh_userauth_publickey_auto(raw, nil, nil)) { return }
 
-            for file in options.identityFiles.map(expandingTilde) {
+            // libssh's automatic method skips a default key locked with a passphrase without a
+            // word: such keys (the common `~/.ssh/id_ed25519` with a passphrase and no agent)
+            // are tried below like named ones, so a person is asked for the passphrase and a
+            // batch run says that the key needs one.
+            let named = options.identityFiles.map(expandingTilde)
+            let lockedDefaults = ["id_ed25519", "id_ecdsa", "id_rsa"].map { sshDirectory + "/" + $0 }
+                .filter { !named.contains($0) && access($0, R_OK) == 0 }
+            for file in named + lockedDefaults {
+                let isDefault = !named.contains(file)
                 let context = PassphraseContext(
                     keyFile: file, ask: options.isInteractive ? prompts.passphrase : nil)
                 var key: ssh_key?
                 let unmanaged = Unmanaged.passRetained(context)
                 let rc = ssh_pki_import_privkey_file(file, nil, passphraseCallback, unmanaged.toOpaque(), &key)
                 unmanaged.release()
+                if isDefault && !context.wasAsked {
+                    // Not locked: the automatic method above has offered it already.
+                    if rc == SSH_OK, let key { ssh_key_free(key) }
+                    continue
+                }
                 guard rc == SSH_OK, let key else {
                     if context.wasAsked {
                         if !options.isInteractive { needsPassphrase.append(file) }

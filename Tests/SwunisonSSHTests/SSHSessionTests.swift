@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import SwunisonSSH
 import SwunisonTestSupport
@@ -199,6 +200,31 @@ struct SSHSessionTests {
         let prompts = SSHPrompts(passphrase: { file in file == locked ? "s3cret phrase" : nil })
         let session = try SSHSession.connect(to: destination(for: server), options: interactive, prompts: prompts)
         #expect(try session.runCommand("true").status == 0)
+    }
+
+    @Test func aLockedDefaultKeyIsAskedForOrNamedInBatchMode() throws {
+        let server = try SSHServer()
+        let directory = server.directory.appending("lockeddefault")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: server.knownHostsFile, toPath: directory + "/known_hosts")
+        let key = directory + "/id_ed25519"
+        try runTool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "s3cret phrase", "-f", key])
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: server.directory.appending("authorized_keys")))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(contentsOf: URL(fileURLWithPath: key + ".pub")))
+        try handle.close()
+        // No key named anywhere: the default one is found, and batch mode says it is locked.
+        let batch = clientOptions(for: server) { $0.sshDirectory = directory; $0.knownHostsFile = directory + "/known_hosts" }
+        #expect(throws: SSHError.passphraseRequired(destination: "\(server.user)@127.0.0.1:\(server.port)", keyFile: key)) {
+            try SSHSession.connect(to: destination(for: server), options: batch)
+        }
+        var interactive = batch
+        interactive.isInteractive = true
+        let asked = Mutex<[String]>([])
+        let prompts = SSHPrompts(passphrase: { file in asked.withLock { $0.append(file) }; return "s3cret phrase" })
+        let session = try SSHSession.connect(to: destination(for: server), options: interactive, prompts: prompts)
+        #expect(try session.runCommand("true").status == 0)
+        #expect(asked.withLock { $0 } == [key])
     }
 
     @Test func configAliasResolvesThroughTheSSHDirectory() throws {
