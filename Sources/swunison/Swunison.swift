@@ -29,6 +29,9 @@ struct Swunison: AsyncParsableCommand {
     /// (`Console`), so nothing is lost.
     static func main() async {
         ProcessMemory.preferHeapForLargeBuffers()
+        // A write past `ulimit -f` must fail that one file (EFBIG, reported; the temporary copy
+        // removed), not kill the run mid-propagation as SIGXFSZ's default action would.
+        signal(SIGXFSZ, SIG_IGN)
         let code: Int32
         do {
             var command = try parseAsRoot()

@@ -45,4 +45,29 @@ struct DiskFullTests {
         #expect(try s.run(["t"]).status == 0)
         #expect(s.read("b", "big") == "new big")
     }
+
+    /// `ulimit -f`: a write past the limit fails that file with EFBIG (SIGXFSZ would otherwise
+    /// kill the run mid-copy); the old content stays, and the rest is synchronised.
+    @Test func aCopyPastTheFileSizeLimitFailsThatFileOnly() throws {
+        let s = try Sandbox("file-size-limit")
+        try s.profile("t", ["batch = true", "prefer = newer"])
+        let old = Date().timeIntervalSince1970 - 1000
+        try s.write("a", "big", "old big", mtime: old)
+        try s.write("a", "small", "old small", mtime: old)
+        #expect(try s.run(["t"]).status == 0)
+        try s.write("a", "big", String(repeating: "B", count: 3 << 20), mtime: old + 10)
+        try s.write("a", "small", "new small", mtime: old + 10)
+        // 2048 blocks: 1 MiB in dash's 512-byte blocks (2 MiB in bash's), below the big file.
+        let limited = try SwunisonBinary.run([], environment: ["SWUNISON": s.profiles, "HOME": s.dir.path],
+                                             wrapper: ["/bin/sh", "-c", "ulimit -f 2048; exec \"$0\" \"$@\""], arguments2: ["t"])
+        #expect(limited.status == 2, "\(limited)")
+        #expect(limited.output.contains("big: write failed: File too large; "), "\(limited)")
+        #expect(s.read("b", "big") == "old big")
+        #expect(s.read("b", "small") == "new small")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: s.b)) ?? []
+        #expect(!left.contains { $0.hasPrefix(".swunison.") }, "temporary files left: \(left)")
+        // Without the limit the next run converges.
+        #expect(try s.run(["t"]).status == 0)
+        #expect(s.read("b", "big") == String(repeating: "B", count: 3 << 20))
+    }
 }

@@ -576,7 +576,8 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         case .digestMismatch(let path): return .digestMismatch(path)
         case .unsupportedKind: return .other("\(error)")
         case let .system(path, operation, call):
-            return .system(path: path, operation: operation, errno: call.errno, message: "\(error)")
+            // The message is the cause alone: the description adds the path and operation.
+            return .system(path: path, operation: operation, errno: call.errno, message: FileOperationError.cause(of: call))
         }
     }
 

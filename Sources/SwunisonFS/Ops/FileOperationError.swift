@@ -31,9 +31,15 @@ public enum FileOperationError: Error, Sendable, Hashable, CustomStringConvertib
         case let .unsupportedKind(p, typeName):
             return "\(Self.display(p)): is a \(typeName), which swunison does not synchronise; remove it or ignore the path"
         case let .system(p, operation, error):
-            let advice = Self.advice(for: error.errno)
-            return "\(Self.display(p)): \(operation) failed: \(error.message)" + (advice.isEmpty ? "" : "; " + advice)
+            return "\(Self.display(p)): \(operation) failed: \(Self.cause(of: error))"
         }
+    }
+
+    /// A failed call's cause and what to do about it, without the path and operation
+    /// ("No space left on device; free space on ...").
+    public static func cause(of error: SystemCallError) -> String {
+        let advice = advice(for: error.errno)
+        return error.message + (advice.isEmpty ? "" : "; " + advice)
     }
 
     /// Whether the failure is transient, so the path is worth retrying (after a rescan).
@@ -53,6 +59,9 @@ public enum FileOperationError: Error, Sendable, Hashable, CustomStringConvertib
             return "free space on that file system (or raise the quota) and run again; nothing partial was left behind"
         case EACCES, EPERM:
             return "check the permissions of the path and its directories for the user running swunison"
+        case EFBIG:
+            return "the file is larger than this process may write (see `ulimit -f`) or than the file system allows; "
+                + "nothing partial was left behind"
         case EROFS:
             return "the file system is mounted read-only"
         case ELOOP:
