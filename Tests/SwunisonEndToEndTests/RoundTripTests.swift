@@ -53,10 +53,40 @@ struct RoundTripTests {
         }
         var st = stat()
         #expect(stat(s.b + "/sparse", &st) == 0 && st.st_size == (64 << 20) + 1)
+        // It arrives sparse too: the hole is not written as 64 MiB of zeros.
+        #expect(st.st_blocks * 512 < 1 << 20, "\(st.st_blocks) blocks")
         #expect(stat(s.b + "/setgid", &st) == 0 && st.st_mode & 0o7777 == 0o2775)
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: s.b + "/dangling") == "nowhere/at/all")
         #expect(FileManager.default.contents(atPath: s.b + "/empty") == Data())
         // The run after has nothing to do: every name and attribute was read back as written.
+        let second = try s.run(["t"])
+        #expect(second.status == 0 && second.stdout.contains("Nothing to do"), "\(second)")
+    }
+
+    /// A file past 4 GiB (sizes and offsets beyond 32 bits), mostly hole: data at both ends
+    /// arrives, and the hole stays a hole on the receiving side. Reading 4 GiB of hole takes a
+    /// debug build most of a minute: run by `Tests/soak` (`SWUNISON_SOAK=1`), not by CI.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["SWUNISON_SOAK"] == "1", "a soak test (Tests/soak)"))
+    func aSparseFileBeyondFourGiBArrivesWholeAndSparse() throws {
+        let s = try Sandbox("round-trip-4g")
+        try s.profile("t", ["batch = true", "prefer = newer"])
+        let size: Int64 = (4 << 30) + 4096 + 4
+        let fd = open(s.a + "/huge", O_WRONLY | O_CREAT, 0o644)
+        try #require(fd >= 0)
+        #expect(pwrite(fd, "head", 4, 0) == 4)
+        #expect(pwrite(fd, "tail", 4, off_t(size - 4)) == 4)
+        close(fd)
+        let run = try s.run(["t"])
+        #expect(run.status == 0, "\(run)")
+        var st = stat()
+        #expect(stat(s.b + "/huge", &st) == 0 && Int64(st.st_size) == size)
+        #expect(st.st_blocks * 512 < 1 << 20, "\(st.st_blocks) blocks: the hole was written out")
+        let copy = open(s.b + "/huge", O_RDONLY)
+        defer { close(copy) }
+        var head = [UInt8](repeating: 0, count: 4), tail = head, middle = [UInt8](repeating: 1, count: 8)
+        #expect(pread(copy, &head, 4, 0) == 4 && head == Array("head".utf8))
+        #expect(pread(copy, &tail, 4, off_t(size - 4)) == 4 && tail == Array("tail".utf8))
+        #expect(pread(copy, &middle, 8, 3 << 30) == 8 && middle == [UInt8](repeating: 0, count: 8))
         let second = try s.run(["t"])
         #expect(second.status == 0 && second.stdout.contains("Nothing to do"), "\(second)")
     }

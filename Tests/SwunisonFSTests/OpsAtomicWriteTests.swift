@@ -46,6 +46,30 @@ import Testing
         #expect(box.names() == [Array("big".utf8)])
     }
 
+    @Test(arguments: [1, 1000, 4096, 5000, 65_536])
+    func blocksOfZerosBecomeHolesAndTheContentIsExact(chunk: Int) throws {
+        let box = try OpsSandbox()
+        let files = try box.files()
+        // Data, zeros spanning whole aligned blocks, a zero run too short to be a block, data
+        // again, and a tail of zeros (the file ends in a hole).
+        var content = Array("head".utf8) + [UInt8](repeating: 0, count: 3 * 4096 + 100)
+        content += Array("middle".utf8) + [UInt8](repeating: 0, count: 3000) + Array("data".utf8)
+        content += [UInt8](repeating: 0, count: 64 * 4096 + 7)
+        let writer = try files.beginWrite(opsPath("sparse"), entry: opsFileEntry(content))
+        var offset = 0
+        while offset < content.count {
+            let end = min(offset + chunk, content.count)
+            try writer.append(Array(content[offset..<end]))
+            offset = end
+        }
+        _ = try writer.commit(replacing: nil)
+        #expect(box.content(opsPath("sparse")) == content)
+        let st = try #require(box.lstatRaw(opsPath("sparse")))
+        #expect(Int(st.st_size) == content.count)
+        // Whatever the chunks, the blocks of zeros stay unwritten: three data blocks in all.
+        #expect(st.st_blocks * 512 <= 4 * 4096, "\(st.st_blocks) blocks")
+    }
+
     @Test func replacesExistingFileThatStillMatches() throws {
         let box = try OpsSandbox()
         let files = try box.files()

@@ -110,6 +110,10 @@ public final class AtomicFileWriter: @unchecked Sendable {
     public let entry: Entry
     /// Bytes appended so far.
     public private(set) var bytesWritten: Int64 = 0
+    /// Where the bytes actually written end: whole blocks of zeros are skipped, not written,
+    /// so that they stay holes (a sparse source stays sparse, as with `rsync --sparse`); the
+    /// size is set at the end when the file ends in one.
+    private var writtenEnd: Int64 = 0
 
     private let files: ReplicaFiles
     private let location: ReplicaFiles.Location
@@ -149,13 +153,63 @@ public final class AtomicFileWriter: @unchecked Sendable {
     public func append(_ bytes: UnsafeRawBufferPointer) throws(FileOperationError) {
         guard fd >= 0 else { throw .system(path: path, operation: "write", SystemCallError("write", errno: EBADF)) }
         do {
-            try writeAll(fd, bytes)
+            try writeSkippingZeroBlocks(bytes, at: bytesWritten)
         } catch {
             abort()
             throw .system(path: path, operation: "write", error)
         }
         hasher.update(bytes)
         bytesWritten += Int64(bytes.count)
+    }
+
+    /// Size of the blocks that become holes when they hold only zeros (the page and the usual
+    /// file system block).
+    static let holeBlockSize = 4096
+
+    /// Writes `bytes` at `offset`, leaving out every part of a block (aligned in the file) that
+    /// holds only zeros: unwritten bytes read as zeros, and a block nobody writes to stays a
+    /// hole, even when its zeros came in two chunks. The rest goes out in as few `pwrite`s as
+    /// possible.
+    private func writeSkippingZeroBlocks(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(SystemCallError) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        let block = Self.holeBlockSize
+        var runStart = 0  // start of the bytes not yet written
+        var position = 0
+        while position < bytes.count {
+            let fileOffset = offset + Int64(position)
+            let blockEnd = min(bytes.count, position + block - Int(fileOffset % Int64(block)))
+            if Self.isAllZero(base + position, count: blockEnd - position) {
+                try pwriteAll(base + runStart, count: position - runStart, at: offset + Int64(runStart))
+                runStart = blockEnd
+            }
+            position = blockEnd
+        }
+        try pwriteAll(base + runStart, count: bytes.count - runStart, at: offset + Int64(runStart))
+    }
+
+    private func pwriteAll(_ start: UnsafeRawPointer, count: Int, at offset: Int64) throws(SystemCallError) {
+        var done = 0
+        while done < count {
+            let n = try retryingOnInterrupt("write") { pwrite(fd, start + done, count - done, off_t(offset) + off_t(done)) }
+            if n == 0 { throw SystemCallError("write", errno: EIO) }
+            done += n
+        }
+        if count > 0 { writtenEnd = max(writtenEnd, offset + Int64(count)) }
+    }
+
+    /// Whether `count` bytes at `start` are all zero; stops at the first word that is not,
+    /// which for ordinary data is the first.
+    private static func isAllZero(_ start: UnsafeRawPointer, count: Int) -> Bool {
+        var index = 0
+        while index + 8 <= count {
+            if start.loadUnaligned(fromByteOffset: index, as: UInt64.self) != 0 { return false }
+            index += 8
+        }
+        while index < count {
+            if start.load(fromByteOffset: index, as: UInt8.self) != 0 { return false }
+            index += 1
+        }
+        return true
     }
 
     /// Appends bytes to the temporary file, hashing them.
@@ -205,6 +259,12 @@ public final class AtomicFileWriter: @unchecked Sendable {
             throw .digestMismatch(path)
         }
         do throws(FileOperationError) {
+            if writtenEnd < bytesWritten {
+                // The file ends in a hole: give it its size.
+                try withPath(path, "truncate") { () throws(SystemCallError) in
+                    _ = try retryingOnInterrupt("ftruncate") { ftruncate(fd, off_t(bytesWritten)) }
+                }
+            }
             try applyAttributes(replacing: replacing, attributes: attributes)
         } catch {
             abort()
