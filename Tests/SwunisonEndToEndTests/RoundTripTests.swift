@@ -91,6 +91,134 @@ struct RoundTripTests {
         #expect(second.status == 0 && second.stdout.contains("Nothing to do"), "\(second)")
     }
 
+    /// FIFOs, sockets and device nodes are named in the run's report and left alone; hard links
+    /// arrive as separate files with the same content (as with Unison: a link between names is
+    /// not a thing swunison keeps). Owner and group arrive by number with `owner`/`group`.
+    @Test(.enabled(if: getuid() == 0, "device nodes and ownership need root"))
+    func specialFilesAreReportedAndSkippedHardLinksCopiedOwnersKept() throws {
+        let s = try Sandbox("round-trip-special")
+        try s.profile("t", ["batch = true", "prefer = newer", "owner = true", "group = true", "numericids = true"])
+        try s.write("a", "plain", "plain")
+        try s.write("a", "linked-1", "shared")
+        #expect(link(s.a + "/linked-1", s.a + "/linked-2") == 0)
+        #expect(mkfifo(s.a + "/fifo", 0o644) == 0)
+        #expect(mknod(s.a + "/device", S_IFCHR | 0o600, (1 << 8) | 3) == 0)
+        let socketFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let socketPath = s.a + "/socket"
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in socketPath.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        defer { close(socketFD) }
+        #expect(chown(s.a + "/plain", 1234, 5678) == 0)
+
+        let run = try s.run(["t"])
+        for special in ["fifo", "device", "socket"] {
+            #expect(run.output.contains(special), "\(special) not reported: \(run)")
+            #expect(!TestFiles.exists(s.b + "/" + special), "\(special) was created on B")
+        }
+        #expect(s.read("b", "plain") == "plain")
+        #expect(s.read("b", "linked-1") == "shared" && s.read("b", "linked-2") == "shared")
+        var st = stat()
+        #expect(stat(s.b + "/plain", &st) == 0 && st.st_uid == 1234 && st.st_gid == 5678)
+        #expect(stat(s.b + "/linked-2", &st) == 0 && st.st_nlink == 1)
+        // The special files stay where they are, and are reported again, not deleted or copied.
+        let again = try s.run(["t"])
+        #expect(again.output.contains("fifo"), "\(again)")
+        #expect(TestFiles.exists(s.a + "/fifo") && TestFiles.exists(s.a + "/device"))
+    }
+
+    /// The odd names, nanoseconds, empty and sparse files, setgid directory and dangling link of
+    /// the first test, over ssh to a real `swunison server`, both ways.
+    @Test func theSameArriveExactlyOverSSH() throws {
+        let s = try SSHSandbox("round-trip-ssh")
+        try s.profile("t", ["batch = true", "prefer = newer", "perms = -1"])
+        for (i, name) in Self.names.enumerated() {
+            let side = i % 2 == 0 ? s.local : s.remote
+            let path = Array(side.utf8) + [0x2F] + name + [0]
+            let fd = path.withUnsafeBufferPointer {
+                open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_WRONLY | O_CREAT | O_TRUNC, 0o640)
+            }
+            try #require(fd >= 0, "cannot create name \(i)")
+            _ = "content \(i)".withCString { write(fd, $0, strlen($0)) }
+            var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 987_654_321 - i), timespec(tv_sec: 1_600_000_000, tv_nsec: 987_654_321 - i)]
+            futimens(fd, &times)
+            close(fd)
+        }
+        _ = FileManager.default.createFile(atPath: s.remote + "/empty", contents: Data())
+        let sparse = open(s.local + "/sparse", O_WRONLY | O_CREAT, 0o600)
+        #expect(pwrite(sparse, "z", 1, 32 << 20) == 1)
+        close(sparse)
+        try FileManager.default.createDirectory(atPath: s.remote + "/setgid", withIntermediateDirectories: true)
+        #expect(chmod(s.remote + "/setgid", 0o2770) == 0)
+        #expect(symlink("../nowhere", s.local + "/dangling") == 0)
+
+        let run = try s.run()
+        #expect(run.status == 0, "\(run)")
+        #expect(s.inStep, "\(s.listings)")
+        for name in Self.names {
+            let (local, remote) = (try Self.lstat(s.local, name), try Self.lstat(s.remote, name))
+            #expect(local.st_mtim.tv_nsec == remote.st_mtim.tv_nsec && local.st_mode == remote.st_mode)
+        }
+        var st = stat()
+        #expect(stat(s.remote + "/sparse", &st) == 0 && st.st_size == (32 << 20) + 1 && st.st_blocks * 512 < 1 << 20)
+        #expect(stat(s.local + "/setgid", &st) == 0 && st.st_mode & 0o7777 == 0o2770)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: s.remote + "/dangling") == "../nowhere")
+        let second = try s.run()
+        #expect(second.status == 0 && second.stdout.contains("Nothing to do"), "\(second)")
+    }
+
+    /// A path of more than 4,096 bytes (PATH_MAX) below the root: twenty directories of 250-byte
+    /// names. It is scanned, copied, changed and deleted like any other, locally and over ssh.
+    @Test func pathsLongerThanPathMaxSyncBothWays() throws {
+        let s = try SSHSandbox("round-trip-long")
+        try s.profile("t", ["batch = true", "prefer = newer"])
+        let deep = (0..<20).map { String(repeating: Character(UnicodeScalar(UInt8(97 + $0))), count: 250) }.joined(separator: "/")
+        #expect(deep.utf8.count > 4096)
+        // Created with relative steps: the whole path is too long for one system call.
+        func make(_ root: String) throws -> Int32 {
+            var fd = open(root, O_RDONLY | O_DIRECTORY)
+            for component in deep.split(separator: "/") {
+                _ = mkdirat(fd, String(component), 0o755)
+                let next = openat(fd, String(component), O_RDONLY | O_DIRECTORY)
+                close(fd)
+                try #require(next >= 0)
+                fd = next
+            }
+            return fd
+        }
+        let fd = try make(s.local)
+        let file = openat(fd, "leaf", O_WRONLY | O_CREAT, 0o644)
+        _ = "far down".withCString { write(file, $0, strlen($0)) }
+        close(file)
+        func read(_ root: String) throws -> String? {
+            let dir = try make(root)
+            defer { close(dir) }
+            let leaf = openat(dir, "leaf", O_RDONLY)
+            guard leaf >= 0 else { return nil }
+            defer { close(leaf) }
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let n = Glibc.read(leaf, &buffer, 64)
+            return String(decoding: buffer.prefix(max(0, n)), as: UTF8.self)
+        }
+        let run = try s.run()
+        #expect(run.status == 0, "\(run)")
+        #expect(try read(s.remote) == "far down")
+        // Deleted on the remote side: gone locally on the next run.
+        let remoteDir = try make(s.remote)
+        #expect(unlinkat(remoteDir, "leaf", 0) == 0)
+        close(remoteDir)
+        let second = try s.run()
+        #expect(second.status == 0, "\(second)")
+        #expect(try read(s.local) == nil)
+        close(fd)
+    }
+
     static func lstat(_ root: String, _ name: [UInt8]) throws -> stat {
         var st = stat()
         let path = Array(root.utf8) + [0x2F] + name + [0]
