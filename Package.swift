@@ -69,6 +69,19 @@ let package = Package(
     ]
 )
 
+// libFuzzer targets (Tests/fuzz builds them with `SWUNISON_FUZZ=1 swift build -sanitize=fuzzer`).
+// Declared only then: each has no `main` of its own (libFuzzer supplies it), so an ordinary
+// build could not link them.
+if Context.environment["SWUNISON_FUZZ"] == "1" {
+    let libFuzzerEntry: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    package.targets += [
+        .executableTarget(name: "FuzzFrameDecoder", dependencies: ["SwunisonWire"], swiftSettings: libFuzzerEntry),
+        .executableTarget(name: "FuzzMessageDecoder", dependencies: ["SwunisonWire"], swiftSettings: libFuzzerEntry),
+        .executableTarget(name: "FuzzProfile", dependencies: ["SwunisonProfile", "SwunisonModel"],
+                          swiftSettings: libFuzzerEntry),
+    ]
+}
+
 /// The scan's per-entry loop (walk, cursor, path comparisons) lives in these modules. Release
 /// builds skip Swift's run-time exclusivity checks there (each class property access otherwise
 /// records itself in a per-thread access set: ~5 % of a no-change scan); debug builds, and so
