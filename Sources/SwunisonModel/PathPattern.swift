@@ -549,8 +549,12 @@ final class CompiledRegex: @unchecked Sendable {
     private var regex = regex_t()
 
     /// Compiles `^(pattern)$`.
-    /// - Throws: `regerror`'s message when the expression is invalid.
+    /// - Throws: `regerror`'s message when the expression is invalid, or why it is refused
+    ///   (``refusal(_:)``).
     init(_ pattern: String) throws(PatternError) {
+        if let why = Self.refusal(Array(pattern.utf8)) {
+            throw PatternError(spec: "Regex " + pattern, reason: why)
+        }
         let status = regcomp(&regex, "^(" + pattern + ")$", REG_EXTENDED | REG_NOSUB)
         if status != 0 {
             var message = [CChar](repeating: 0, count: 256)
@@ -561,6 +565,120 @@ final class CompiledRegex: @unchecked Sendable {
     }
 
     deinit { regfree(&regex) }
+
+    /// The most copies one `{m,n}` may ask for: POSIX's smallest `RE_DUP_MAX`. glibc allows
+    /// 32767, and builds `a{1,n}` in time and memory quadratic in n (n = 10,000: 790 MB).
+    static let maxRepeat = 255
+
+    /// The most states ``estimatedStates(_:)`` may count: glibc copies the expression under a
+    /// `{m,n}` or `+`, so nesting multiplies (`((a{1,255}){1,255}){1,255}` went past 2 GB and
+    /// `a` under 16 nested `+` ran for over 30 s). 10,000 is about 50 MB and a fraction of a
+    /// second; a path pattern needs a few hundred.
+    static let maxStates = 10_000
+
+    /// Why `pattern` is not compiled, or nil: a back-reference (not POSIX ERE but a glibc
+    /// extension, whose matching backtracks without bound: `((a*)*\2)*b` took 13 s on a
+    /// 151-byte name), a repeat count over ``maxRepeat`` or more than ``maxStates`` states.
+    static func refusal(_ pattern: [UInt8]) -> String? {
+        var i = 0
+        while i < pattern.count {
+            if pattern[i] == UInt8(ascii: "[") {
+                i = bracketEnd(pattern, from: i)
+            } else if pattern[i] == UInt8(ascii: "\\") {
+                if i + 1 < pattern.count, (UInt8(ascii: "1")...UInt8(ascii: "9")).contains(pattern[i + 1]) {
+                    return "back-references (\\1 to \\9) are not supported"
+                }
+                i += 2
+            } else if pattern[i] == UInt8(ascii: "{"), let (low, high, _) = interval(pattern, from: i),
+                      max(low, high ?? 0) > maxRepeat {
+                return "a repeat count above \(maxRepeat)"
+            } else {
+                i += 1
+            }
+        }
+        let states = estimatedStates(pattern)
+        return states > maxStates ? "too complex (about \(states) states, at most \(maxStates))" : nil
+    }
+
+    /// An upper bound on the states glibc's `regcomp` builds: one per atom, an atom under
+    /// `{m,n}` copied max(m, n) + 1 times and under `+` twice, inner groups first. Saturates.
+    static func estimatedStates(_ pattern: [UInt8]) -> Int {
+        var outer: [Int] = []  // the enclosing groups' sums so far
+        var sum = 0            // this group's states so far
+        var last = 0           // the states of the atom a repeat would apply to
+        var i = 0
+        func add(_ atom: Int) { last = atom; sum = sum.addingSaturating(atom) }
+        while i < pattern.count {
+            switch pattern[i] {
+            case UInt8(ascii: "["):
+                i = bracketEnd(pattern, from: i); add(1); continue
+            case UInt8(ascii: "\\"):
+                i += 2; add(1); continue
+            case UInt8(ascii: "("):
+                outer.append(sum); sum = 0; last = 0
+            case UInt8(ascii: ")") where !outer.isEmpty:
+                let group = sum.addingSaturating(1)
+                sum = outer.removeLast(); add(group)
+            case UInt8(ascii: "|"):
+                last = 0
+            case UInt8(ascii: "+"):
+                sum = sum.addingSaturating(last); last = last.multipliedSaturating(2)
+            case UInt8(ascii: "*"), UInt8(ascii: "?"):
+                break
+            case UInt8(ascii: "{"):
+                if let (low, high, end) = interval(pattern, from: i) {
+                    let copies = min(max(low, high ?? 0), Int(UInt16.max)) + 1
+                    sum = sum.addingSaturating(last.multipliedSaturating(copies - 1))
+                    last = last.multipliedSaturating(copies)
+                    i = end; continue
+                }
+                add(1)
+            default:
+                add(1)
+            }
+            i += 1
+        }
+        for enclosing in outer { sum = sum.addingSaturating(enclosing) }
+        return sum
+    }
+
+    /// `{m}`, `{m,}` or `{m,n}` at `start`: the counts (nil for no upper bound, capped at
+    /// 100,000) and the index after `}`; nil when the brace does not open an interval.
+    private static func interval(_ p: [UInt8], from start: Int) -> (Int, Int?, Int)? {
+        var i = start + 1
+        func number() -> Int? {
+            var value: Int?
+            while i < p.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(p[i]) {
+                value = min((value ?? 0) * 10 + Int(p[i] - UInt8(ascii: "0")), 100_000); i += 1
+            }
+            return value
+        }
+        // glibc reads `{,n}` as `{0,n}`.
+        guard let low = number() ?? (i < p.count && p[i] == UInt8(ascii: ",") ? 0 : nil) else { return nil }
+        var high: Int? = low
+        if i < p.count && p[i] == UInt8(ascii: ",") { i += 1; high = number() }
+        guard i < p.count && p[i] == UInt8(ascii: "}") else { return nil }
+        return (low, high, i + 1)
+    }
+
+    /// The index after the bracket expression opening at `start` (`[]a]`, `[^]a]` and
+    /// `[[:alpha:]]` included), or the end of the pattern when it is not closed.
+    private static func bracketEnd(_ p: [UInt8], from start: Int) -> Int {
+        var i = start + 1
+        if i < p.count && p[i] == UInt8(ascii: "^") { i += 1 }
+        if i < p.count && p[i] == UInt8(ascii: "]") { i += 1 }
+        while i < p.count && p[i] != UInt8(ascii: "]") {
+            if p[i] == UInt8(ascii: "["), i + 1 < p.count, [UInt8(ascii: ":"), UInt8(ascii: "."), UInt8(ascii: "=")].contains(p[i + 1]) {
+                let delimiter = p[i + 1]
+                i += 2
+                while i + 1 < p.count && !(p[i] == delimiter && p[i + 1] == UInt8(ascii: "]")) { i += 1 }
+                i += 2
+            } else {
+                i += 1
+            }
+        }
+        return min(i + 1, p.count)
+    }
 
     /// Whether the whole of `bytes` matches. The corresponding C function is `regexec`.
     func wholeMatches(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -578,4 +696,16 @@ func trimWhitespace(_ s: String) -> String {
     guard let first = s.firstIndex(where: { !isSpace($0) }),
           let last = s.lastIndex(where: { !isSpace($0) }) else { return "" }
     return String(s[first...last])
+}
+
+fileprivate extension Int {
+    func addingSaturating(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+
+    func multipliedSaturating(_ other: Int) -> Int {
+        let (product, overflow) = multipliedReportingOverflow(by: other)
+        return overflow ? .max : product
+    }
 }

@@ -167,6 +167,34 @@ func badPatterns(_ spec: String) {
     }
 }
 
+/// Found by Tests/fuzz (FuzzProfile): glibc's `regcomp` copies the expression under each
+/// `{m,n}`, so nested repeats made one profile line take gigabytes, and its back-references
+/// backtrack without bound. Such expressions are refused before they are compiled.
+@Test("regular expressions that would exhaust memory or time are refused", arguments: [
+    ("Regex ((a{1,255}){1,255}){1,255}", "too complex"),
+    ("Regex (a{0,32767}){0,32767}", "a repeat count above 255"),
+    ("Regex a{1,10000}", "a repeat count above 255"),
+    ("Regex a{,10000}", "a repeat count above 255"),
+    ("Regex ((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)", "too complex"),
+    ("Regex ((a*)*\\2)*b", "back-references"),
+])
+func costlyRegexesAreRefused(_ spec: String, _ reason: String) {
+    do {
+        _ = try PathPattern(spec)
+        Issue.record("accepted \(spec)")
+    } catch {
+        #expect(error.reason.contains(reason), "\(error)")
+    }
+}
+
+@Test func ordinaryRegexesStillCompile() throws {
+    let path = try RelativePath(validating: "src/0123456789abcdef0123456789abcdef01234567.o")
+    #expect(try PathPattern("Regex src/[0-9a-f]{40}\\.o").matches(path))
+    #expect(try PathPattern("Regex ([a-z]+/){1,3}[[:alnum:]]{2,255}\\.[\\1o]").matches(path))
+    #expect(try PathPattern("Regex (a{1,20}){1,20}|.*").matches(path))
+    #expect(!(try PathPattern("Regex []x]{1,255}/(y+)+").matches(path)))
+}
+
 @Test func patternsCompareByText() throws {
     #expect(try PathPattern("Name a") == PathPattern(" Name a "))
     #expect(try PathPattern("Name a") != PathPattern("Path a"))
