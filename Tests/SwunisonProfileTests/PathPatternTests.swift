@@ -177,6 +177,11 @@ func badPatterns(_ spec: String) {
     ("Regex a{,10000}", "a repeat count above 255"),
     ("Regex ((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)", "too complex"),
     ("Regex ((a*)*\\2)*b", "back-references"),
+    ("Regex ((a*{1,255})*)*b", "can match nothing"),
+    ("Regex (a?{1,255})*", "can match nothing"),
+    ("Regex ((a*){0,50}){0,50}", "can match nothing"),
+    ("Regex (x|(y)?){2,3}", "can match nothing"),
+    ("Regex (^){2}", "can match nothing"),
 ])
 func costlyRegexesAreRefused(_ spec: String, _ reason: String) {
     do {
@@ -193,6 +198,9 @@ func costlyRegexesAreRefused(_ spec: String, _ reason: String) {
     #expect(try PathPattern("Regex ([a-z]+/){1,3}[[:alnum:]]{2,255}\\.[\\1o]").matches(path))
     #expect(try PathPattern("Regex (a{1,20}){1,20}|.*").matches(path))
     #expect(!(try PathPattern("Regex []x]{1,255}/(y+)+").matches(path)))
+    // Repeats of what must match something, and counts of at most one on what need not.
+    #expect(try PathPattern("Regex (s?r?c/){1,2}(a?[0-9a-f]){40}\\.o{0,1}").matches(path))
+    #expect(try PathPattern("Regex ((x*)?|src)/.*{1}").matches(path))
 }
 
 @Test func patternsCompareByText() throws {
