@@ -576,13 +576,22 @@ final class CompiledRegex: @unchecked Sendable {
     /// second; a path pattern needs a few hundred.
     static let maxStates = 10_000
 
-    /// Why `pattern` is not compiled, or nil: a back-reference (not POSIX ERE but a glibc
+    /// Why `pattern` is not compiled, or nil: a `)` without its `(` (it would end the anchoring
+    /// group), a back-reference (not POSIX ERE but a glibc
     /// extension, whose matching backtracks without bound: `((a*)*\2)*b` took 13 s on a
     /// 151-byte name), a repeat count over ``maxRepeat`` or more than ``maxStates`` states.
     static func refusal(_ pattern: [UInt8]) -> String? {
         var i = 0
+        var depth = 0
         while i < pattern.count {
-            if pattern[i] == UInt8(ascii: "[") {
+            if pattern[i] == UInt8(ascii: "(") {
+                depth += 1; i += 1
+            } else if pattern[i] == UInt8(ascii: ")") {
+                // glibc would close the `^(` this is wrapped in: the rest would be unanchored,
+                // and a count after it would repeat the whole expression.
+                guard depth > 0 else { return "unbalanced ')' (write \\) for a literal parenthesis)" }
+                depth -= 1; i += 1
+            } else if pattern[i] == UInt8(ascii: "[") {
                 i = bracketEnd(pattern, from: i)
             } else if pattern[i] == UInt8(ascii: "\\") {
                 if i + 1 < pattern.count, (UInt8(ascii: "1")...UInt8(ascii: "9")).contains(pattern[i + 1]) {

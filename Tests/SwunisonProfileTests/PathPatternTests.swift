@@ -182,6 +182,7 @@ func badPatterns(_ spec: String) {
     ("Regex ((a*){0,50}){0,50}", "can match nothing"),
     ("Regex (x|(y)?){2,3}", "can match nothing"),
     ("Regex (^){2}", "can match nothing"),
+    ("Regex @(a{1,255}){1,25}){1,255}){15}){1,255}", "unbalanced ')'"),
 ])
 func costlyRegexesAreRefused(_ spec: String, _ reason: String) {
     do {
@@ -190,6 +191,14 @@ func costlyRegexesAreRefused(_ spec: String, _ reason: String) {
     } catch {
         #expect(error.reason.contains(reason), "\(error)")
     }
+}
+
+/// The expression is compiled as `^(pattern)$`: a `)` of its own must not end that group, or
+/// `a)|(b` would match any path that starts with `a` or ends with `b`.
+@Test func regexesStayAnchored() throws {
+    #expect(throws: PatternError.self) { try PathPattern("Regex a)|(b") }
+    #expect(try PathPattern("Regex a\\)|(b)").matches(try RelativePath(validating: "a)")))
+    #expect(try PathPattern("Regex [)]").matches(try RelativePath(validating: ")")))
 }
 
 @Test func ordinaryRegexesStillCompile() throws {
