@@ -341,6 +341,12 @@ public enum ReplicaError: Error, Sendable, CustomStringConvertible {
         return errno == ENOSPC || errno == EDQUOT
     }
 
+    /// Whether a remote replica's connection broke (not a stall: that one is not reopened).
+    public var isLostConnection: Bool {
+        if case .connection = self { return true }
+        return false
+    }
+
     /// Whether the failure is transient and the path is worth retrying in this run.
     public var isRetryable: Bool {
         switch self {

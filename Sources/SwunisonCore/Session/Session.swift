@@ -59,7 +59,8 @@ public final class Session: Sendable {
         self.logger = logger
     }
 
-    /// Runs the synchronisation, with up to `retry` extra rounds for paths that failed.
+    /// Runs the synchronisation, with up to `retry` extra rounds for paths that failed, or for a
+    /// round whose scan or commit lost its connection.
     /// - Throws: `SessionError` (or a storage/replica error) for fatal conditions; per-path
     ///   failures are in the summary instead.
     public func run() async throws -> RunSummary {
@@ -67,11 +68,25 @@ public final class Session: Sendable {
         summary.dryRun = options.dryRun
         var paths = options.paths
         var round = 0
+        var retrying = false
         while true {
-            let retrying = round > 0
-            let outcome = try await runRound(paths: paths, isRetry: retrying, summary: &summary)
+            let before = summary
+            let outcome: [RelativePath]?
+            do {
+                outcome = try await runRound(paths: paths, isRetry: retrying, summary: &summary)
+            } catch let error as ReplicaError where error.isLostConnection && round < options.retry && !options.shouldStop() {
+                // A link lost in the scan or the commit (in between, it fails paths, retried
+                // below): the round recorded nothing (Invariant 4), so it runs again whole, over
+                // the new connection the next call makes, as `retry` promises.
+                summary = before
+                round += 1
+                interface.notice("\(error); running this round again (\(round) of \(options.retry))")
+                logger.warning("round lost its connection (\(error)); retry \(round) runs it again")
+                continue
+            }
             guard let retryPaths = outcome, round < options.retry, !retryPaths.isEmpty, !options.shouldStop() else { break }
             round += 1
+            retrying = true
             interface.notice("retrying \(retryPaths.count) failed path\(retryPaths.count == 1 ? "" : "s") (\(round) of \(options.retry))")
             logger.info("retry round \(round) for \(retryPaths.count) paths")
             // Rescan the directories of the failed paths, not just the paths: a transfer cut off
