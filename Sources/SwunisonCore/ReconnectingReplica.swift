@@ -18,6 +18,10 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     private let current: Mutex<(any Replica)?>
     /// The first connection while it is being made (see ``init(displayName:connecting:maxAttempts:initialDelay:notice:connect:)``).
     private let firstConnection: Mutex<Task<any Replica, any Error>?>
+    /// The reconnection under way, which every call that finds no live connection waits for:
+    /// hundreds of operations are in flight when a link drops, and each would otherwise open a
+    /// connection (and start a server) of its own.
+    private let reconnection = Mutex<Task<any Replica, any Error>?>(nil)
 
     /// - Parameters:
     ///   - initial: the connection already made (so start-up errors surface before any work).
@@ -73,6 +77,20 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
                 return live ?? made
             }
         }
+        let reconnecting = reconnection.withLock { pending in
+            if let pending { return pending }
+            let started = Task { [self] () async throws -> any Replica in
+                defer { reconnection.withLock { $0 = nil } }
+                return try await reconnect()
+            }
+            pending = started
+            return started
+        }
+        return try await reconnecting.value
+    }
+
+    /// Connects again, with backoff; installs the new connection.
+    private func reconnect() async throws -> any Replica {
         var delay = initialDelay
         var lastError: Error = ReplicaError.connection("\(displayName): not connected")
         for attempt in 1...maxAttempts {
@@ -176,6 +194,8 @@ public final class ReconnectingReplica: Replica, @unchecked Sendable {
     }
 
     public func close() async {
+        // A reconnection under way installs what it makes; it is closed below.
+        if let pending = reconnection.withLock({ $0 }) { _ = try? await pending.value }
         if let first = firstConnection.withLock({ held in defer { held = nil }; return held }),
            let made = try? await first.value {
             await made.close()

@@ -77,3 +77,31 @@ struct LostRoundTests {
         #expect(try await run(f, retry: 0, losing: nil).items.isEmpty)
     }
 }
+
+@Suite("Reconnection after a lost link")
+struct ReconnectionTests {
+    /// A connection that is gone: every commit fails as a lost link does.
+    final class Gone: ForwardingReplica, @unchecked Sendable {
+        override func commitBaseline(_ updates: [BaselineUpdate], snapshot: UInt64) async throws {
+            throw ReplicaError.connection("connection to b lost")
+        }
+    }
+
+    @Test("the calls in flight when a link drops share one new connection")
+    func concurrentCallsShareOneReconnection() async throws {
+        let f = try Fixture("reconnect-once")
+        let connects = Atomic<Int>(0)
+        let b = ReconnectingReplica(displayName: "b", initial: Gone(try f.replica(f.b)), maxAttempts: 1,
+                                    initialDelay: .milliseconds(1)) {
+            connects.add(1, ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(100))  // a connection takes a while to make
+            return try f.replica(f.b)
+        }
+        await #expect(throws: ReplicaError.self) { try await b.commitBaseline([], snapshot: 1) }
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<50 { group.addTask { _ = try? await b.commitBaseline([], snapshot: 1) } }
+        }
+        await b.close()
+        #expect(connects.load(ordering: .relaxed) == 1)
+    }
+}
