@@ -22,6 +22,10 @@ public enum SwunisonBinary {
         public var stderr: String
         public var output: String { stdout + stderr }
         public var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status; self.stdout = stdout; self.stderr = stderr
+        }
     }
 
     /// Runs the binary with `arguments`, no stdin (or `input`), and an environment of `environment`
