@@ -45,7 +45,7 @@ final class RunObserver: DriverObserver, Sendable {
         let line = Self.describe(cycle)
         logger.info("\(line)")
         guard isWatching, !profile.silent else { return }
-        for failure in cycle.summary?.failures ?? [] { console.err("[FAILED] \(failure.message)") }
+        for message in cycle.summary?.failureMessages ?? [] { console.err("[FAILED] \(message)") }
         // A cycle that found nothing to do (a rescan) stays out of the journal; the log has it.
         let didSomething = cycle.error != nil || !(cycle.summary?.items.isEmpty ?? true) || !(cycle.summary?.failures.isEmpty ?? true)
         if didSomething { console.out(line) }

@@ -241,8 +241,8 @@ struct SyncRun {
             logger.info("dry run: \(count) items")
             return
         }
-        for failure in summary.failures where !profile.silent {
-            console.err("[FAILED] \(failure.message)")
+        for message in summary.failureMessages where !profile.silent {
+            console.err("[FAILED] \(message)")
         }
         for (side, problem) in summary.problems where !profile.silent {
             console.err("[FAILED] \(side == .a ? profile.roots[0].written : profile.roots[1].written): \(problem)")

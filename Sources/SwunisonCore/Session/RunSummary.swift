@@ -13,6 +13,24 @@ public struct RunSummary: Sendable {
     /// Items with at least one path that failed after all retries.
     public var failed = 0
     public var failures: [PathFailure] = []
+
+    /// The failures as the lines a person reads, in order: one per failure, except that a
+    /// message shared by several paths (a lost connection fails everything in flight with the
+    /// same words) is said once, naming how many paths and the first few.
+    public var failureMessages: [String] {
+        var paths: [String: [RelativePath]] = [:]
+        var order: [String] = []
+        for failure in failures {
+            if paths[failure.message] == nil { order.append(failure.message) }
+            paths[failure.message, default: []].append(failure.path)
+        }
+        return order.map { message in
+            let affected = paths[message]!
+            guard affected.count > 1 else { return message }
+            let named = affected.prefix(3).map { $0.isRoot ? "." : $0.description }.joined(separator: ", ")
+            return "\(affected.count) paths (\(named)\(affected.count > 3 ? ", ..." : "")): \(message)"
+        }
+    }
     /// Where the losing versions of conflicts (and other replaced files) were kept.
     public var backups: [BackupRecord] = []
     /// Paths a scan could not read, per side.
