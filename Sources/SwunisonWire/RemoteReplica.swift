@@ -483,7 +483,10 @@ final class ClientCore: Sendable {
             } else if let error {
                 text = "\(displayName): connection failed before the protocol hello: \(error)"
             } else {
-                text = "\(displayName): the remote command ended without answering (is swunison installed there?)"
+                // Not installed, a wrong servercmd, or a server that died at start: its stderr
+                // (below) tells which, when it printed anything.
+                text = "\(displayName): the remote command ended without answering (it was not found, "
+                    + "or it stopped at start: check servercmd, and that swunison runs there)"
             }
             if let d = (stream as? any StreamDiagnostics)?.diagnostics, !d.isEmpty { text += "; it said: \(d)" }
             handshake.resume(throwing: ReplicaError.connection(text))
