@@ -40,18 +40,22 @@ final class ChannelState: @unchecked Sendable {
     /// Whether a reader blocked in `read` can return (data, EOF, failure or close).
     var isReadable: Bool { !incoming.isEmpty || isRemoteEOF || failure != nil || isClosed }
 
-    /// Whether the I/O thread must look at this channel now and then even when the socket is
-    /// quiet: while it is being opened (a deadline), after EOF until its exit status is known
-    /// (or given up), and while it is open at all: any libssh call may take packets off the
-    /// socket for this channel (data, EOF, a window adjust) that `poll()` then never shows, so
-    /// the I/O thread never sleeps longer than a second while a channel is in use.
+    /// Whether the I/O thread must look at this channel soon even when the socket is quiet:
+    /// while it is being opened (a deadline), and after EOF until its exit status is known (or
+    /// given up).
     var needsPolling: Bool {
         if isClosed || failure != nil { return false }
         switch phase {
-        case .opening, .requestingExec, .open: return true
+        case .opening, .requestingExec: return true
+        case .open: return isRemoteEOF && !isExitStatusKnown
         case .finished: return false
         }
     }
+
+    /// Whether the channel is open and in use: any libssh call may take packets off the socket
+    /// for it (data, EOF, a window adjust) that `poll()` then never shows, so the I/O thread
+    /// never sleeps longer than a second while one is.
+    var isInUse: Bool { phase == .open && !isClosed && failure == nil }
 }
 
 /// The I/O machinery of one session: the libssh handle, its channels, and the one thread that
@@ -219,12 +223,15 @@ final class SessionCore: @unchecked Sendable {
                 continue
             }
             // Nothing moved and libssh holds nothing poll() cannot see: sleep until the socket or
-            // a writer wakes us, or (with backoff, 1 ms growing to 1 s) until a channel in use
-            // needs a look: a deadline, or packets libssh took in during the checks above.
+            // a writer wakes us; with backoff (1 ms growing to 1 s) while a channel has a
+            // deadline, and for at most a second while one is open (packets libssh may have
+            // taken in during the checks above).
             var timeout: Int32 = -1
             if active.contains(where: { lock.withLock { [channel = $0] in channel.needsPolling } }) {
                 timeout = backoffMilliseconds[min(idleRounds, backoffMilliseconds.count - 1)]
                 idleRounds += 1
+            } else if active.contains(where: { lock.withLock { [channel = $0] in channel.isInUse } }) {
+                timeout = 1000
             }
             if let keepaliveSeconds {
                 let due = lastKeepalive + UInt64(keepaliveSeconds) * 1_000_000_000
