@@ -246,8 +246,8 @@ final class SessionCore: @unchecked Sendable {
     /// show: bytes or the EOF already read into a channel's buffer (by a call for another
     /// channel, or for stderr), or a send window that opened meanwhile. (`ssh_get_poll_flags`'
     /// SSH_READ_PENDING is no help: it only says libssh wants to read, which it always does.)
-    /// These checks call into libssh too and may take in more packets; `needsPolling` covers
-    /// what arrives during them.
+    /// These checks call into libssh too and may take in more packets; the one-second look while
+    /// a channel is in use (`isInUse`) covers what arrives during them.
     private func libsshHoldsWork(_ channels: [ChannelState]) -> Bool {
         for channel in channels {
             guard let raw = channel.handle else { continue }

@@ -296,11 +296,10 @@ public final class Propagator: Sendable {
                     group.addTask { [self] in await performBatch(partial) }
                 }
                 guard let finished = await group.next() else { break }
-                let alone = ops.count == 1
                 for completed in finished {
                     running -= 1
                     bytesInFlight -= Self.contentWeight(completed.op)
-                    if !alone, case .failure(let error) = completed.outcome, (error as? ReplicaError)?.isOutOfSpace == true {
+                    if ops.count > 1, case .failure(let error) = completed.outcome, (error as? ReplicaError)?.isOutOfSpace == true {
                         outOfSpace.append(completed.op)
                     } else {
                         record(completed)
