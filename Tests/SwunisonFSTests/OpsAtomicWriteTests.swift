@@ -207,6 +207,27 @@ import Testing
         #expect(box.temporaryFilesLeft().isEmpty)
     }
 
+    /// A writer opens the file being replaced after the last check, just before the rename, and
+    /// writes: the swap of names is undone and its write kept (a rename would have left it in an
+    /// unlinked file).
+    @Test func aWriteBetweenTheCheckAndTheRenameIsKept() throws {
+        let box = try OpsSandbox()
+        let files = try box.files()
+        try box.plant(opsPath("f"), Array("old".utf8))
+        let scanned = try #require(try files.stat(opsPath("f")))
+        let writer = try files.beginWrite(opsPath("f"), entry: opsFileEntry(Array("theirs".utf8)))
+        try writer.append(Array("theirs".utf8))
+        let target = box.root + "/f"
+        writer.beforeRename = {
+            let fd = open(target, O_WRONLY | O_APPEND)
+            _ = " and mine".withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+        }
+        #expect(throws: FileOperationError.changedDuringSync(opsPath("f"))) { try writer.commit(replacing: scanned) }
+        #expect(box.content(opsPath("f")) == Array("old and mine".utf8))
+        #expect(box.temporaryFilesLeft().isEmpty)
+    }
+
     @Test func symlinkPlantedAsParentDirectoryIsRefused() throws {
         let box = try OpsSandbox()
         let files = try box.files()

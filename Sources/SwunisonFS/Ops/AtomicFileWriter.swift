@@ -372,7 +372,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
         }
         guard let temporaryName else { return }
         // With nothing to replace, RENAME_NOREPLACE below is the check (Invariant 2).
-        if replacing != nil { _ = try files.checkExpected(replacing, at: location, path: path) }
+        let checked = replacing != nil ? try files.checkExpected(replacing, at: location, path: path) : nil
         if let replacing, replacing.kind == .directory {
             // A kind change: the directory must be empty by now (its children were removed first).
             do {
@@ -391,14 +391,39 @@ public final class AtomicFileWriter: @unchecked Sendable {
         do {
             if replacing == nil || replacing?.kind == .directory {
                 try location.directory.renameNoReplace(temporaryName, to: location.directory, name)
+            } else if let checked, try exchangeIntoPlace(temporaryName, name, checked: checked) {
+                return
             } else {
                 try location.directory.rename(temporaryName, to: location.directory, name)
             }
-        } catch where error.errno == EEXIST || error.errno == ENOTEMPTY || error.errno == EISDIR {
+        } catch where error.errno == EEXIST || error.errno == ENOTEMPTY || error.errno == EISDIR || error.errno == ENOENT {
             throw .changedDuringSync(path)
         } catch {
             throw .system(path: path, operation: "rename into place", error)
         }
+    }
+
+    /// Puts the new file in place by swapping names with the file it replaces, then looks at
+    /// that one under the temporary name: if it was written to since it was checked (a writer
+    /// that opened it in that moment), the swap is undone and the write kept (Invariant 2);
+    /// else it is removed. A plain rename would leave such a write in an unlinked file.
+    /// - Returns: false where the file system cannot swap names (the caller renames instead).
+    private func exchangeIntoPlace(_ temporaryName: [UInt8], _ name: [UInt8], checked: FileStatus) throws(SystemCallError) -> Bool {
+        let directory = location.directory
+        do {
+            try directory.exchange(temporaryName, with: directory, name)
+        } catch where error.errno == EINVAL || error.errno == ENOSYS || error.errno == EOPNOTSUPP {
+            return false
+        }
+        let displaced = try? directory.status(temporaryName)
+        if let displaced, displaced.inode == checked.inode, displaced.size == checked.size, displaced.mtime == checked.mtime {
+            try? directory.unlink(temporaryName)
+            return true
+        }
+        // Changed in between: swap back. The new content is under the temporary name again, and
+        // the caller's abort removes it.
+        try directory.exchange(temporaryName, with: directory, name)
+        throw SystemCallError("renameat2", errno: ENOENT)
     }
 }
 

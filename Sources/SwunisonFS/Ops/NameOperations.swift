@@ -81,6 +81,17 @@ extension DirectoryFD {
         }
     }
 
+    /// Swaps `name` here and `newName` in `destination` in one step (`renameat2` with
+    /// `RENAME_EXCHANGE`); both must exist. EINVAL where the file system cannot.
+    func exchange(_ name: [UInt8], with destination: DirectoryFD, _ newName: [UInt8]) throws(SystemCallError) {
+        CrashPoint.reached()
+        _ = try withNameCString(name) { (a) throws(SystemCallError) -> Int32 in
+            try withNameCString(newName) { (b) throws(SystemCallError) -> Int32 in
+                try retryingOnInterrupt("renameat2") { swunison_rename_exchange(fd, a, destination.fd, b) }
+            }
+        }
+    }
+
     /// Hard-links `name` here as `newName` in `destination` (`linkat`, no symlink following).
     func link(_ name: [UInt8], to destination: DirectoryFD, _ newName: [UInt8]) throws(SystemCallError) {
         CrashPoint.reached()
