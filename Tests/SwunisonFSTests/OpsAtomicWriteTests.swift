@@ -228,6 +228,27 @@ import Testing
         #expect(box.temporaryFilesLeft().isEmpty)
     }
 
+    /// A writer writes to the new file right after it took its name: the entry returned (what
+    /// the archive records) does not vouch for content that is not ours.
+    @Test func aWriteJustAfterTheRenameLeavesTheFingerprintUntrusted() throws {
+        let box = try OpsSandbox()
+        let files = try box.files()
+        let writer = try files.beginWrite(opsPath("f"), entry: opsFileEntry(Array("theirs".utf8)))
+        try writer.append(Array("theirs".utf8))
+        let target = box.root + "/f"
+        writer.afterRename = {
+            let fd = open(target, O_WRONLY | O_APPEND)
+            _ = " and mine".withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+        }
+        let made = try writer.commit(replacing: nil)
+        #expect(made.fingerprint == .untrusted)
+        #expect(box.content(opsPath("f")) == Array("theirs and mine".utf8))
+        // Without a late write the fingerprint is the file's own.
+        let plain = try files.write(opsPath("g"), Array("plain".utf8), entry: opsFileEntry(Array("plain".utf8)), replacing: nil)
+        #expect(plain.fingerprint != .untrusted && plain.fingerprint != nil)
+    }
+
     @Test func symlinkPlantedAsParentDirectoryIsRefused() throws {
         let box = try OpsSandbox()
         let files = try box.files()

@@ -124,6 +124,9 @@ public final class AtomicFileWriter: @unchecked Sendable {
     private let hasher = XXH3Hasher()
     /// The content's digest, once sealed.
     private var digest: Digest?
+    /// Size and mtime once sealed (attributes applied): if they differ after the rename, another
+    /// process wrote to the file in between.
+    private var sealed: (size: Int64, mtime: Nanoseconds)?
     /// The temporary file's descriptor; -1 once committed or aborted.
     private var fd: Int32
 
@@ -131,6 +134,8 @@ public final class AtomicFileWriter: @unchecked Sendable {
     /// Test seam: runs after the last check of the target and just before the rename, so a test
     /// can make a file appear in that window (the `RENAME_NOREPLACE` race). Debug builds only.
     var beforeRename: (() -> Void)?
+    /// Test seam: runs just after the new file took its name, before it is looked at.
+    var afterRename: (() -> Void)?
     #endif
 
     init(files: ReplicaFiles, path: RelativePath, entry: Entry, location: ReplicaFiles.Location,
@@ -270,6 +275,7 @@ public final class AtomicFileWriter: @unchecked Sendable {
             abort()
             throw error
         }
+        if let status = try? FileStatus(fd: fd) { sealed = (status.size, status.mtime) }
     }
 
     /// Second half of a commit, once the content is durable: checks the target against
@@ -293,9 +299,17 @@ public final class AtomicFileWriter: @unchecked Sendable {
         }
         // From here on the new file is in place: the temporary name is gone, so nothing to undo.
         defer { close(fd); fd = -1 }
+        #if DEBUG
+        afterRename?()
+        #endif
         let status = try withPath(path, "stat") { () throws(SystemCallError) -> FileStatus in try FileStatus(fd: fd) }
         var result = status.entry(kind: .file)
         result.digest = digest
+        if let sealed, sealed.size != status.size || sealed.mtime != status.mtime {
+            // Written by someone else since it was named: the digest is of our bytes, not
+            // theirs. An untrusted fingerprint makes the next scan hash it again.
+            result.fingerprint = .untrusted
+        }
         return result
     }
 
