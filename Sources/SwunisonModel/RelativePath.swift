@@ -89,6 +89,17 @@ public struct RelativePath: Hashable, Sendable, Comparable, CustomStringConverti
         return RelativePath(uncheckedBytes: out)
     }
 
+    /// The smallest set of subtrees covering `paths`, sorted, none beneath another; empty (the
+    /// whole root) when one of them is the root.
+    public static func minimalSubtrees(_ paths: [RelativePath]) -> [RelativePath] {
+        if paths.contains(where: \.isRoot) { return [] }
+        var out: [RelativePath] = []
+        for p in paths.sorted() where !(out.last.map { p.isDescendant(orEqualTo: $0) } ?? false) {
+            out.append(p)
+        }
+        return out
+    }
+
     /// True when `self` is `other` or lies beneath it. Every path lies beneath the root.
     public func isDescendant(orEqualTo other: RelativePath) -> Bool {
         if other.bytes.isEmpty { return true }

@@ -114,7 +114,8 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         let isDelta = try cache.snapshot != nil && cache.snapshot == request.expectedSnapshot
         let rules = try IgnoreRules(ignore: request.ignore, ignoreNot: request.ignoreNot)
         scanned.withLock { scope in
-            let paths = scope.map { $0.paths.isEmpty ? [] : Self.union($0.paths, request.paths) } ?? request.paths
+            // An empty list is the whole root, which covers everything.
+            let paths = scope.map { $0.paths.isEmpty || request.paths.isEmpty ? [] : RelativePath.minimalSubtrees($0.paths + request.paths) } ?? request.paths
             scope = ScanScope(paths: paths, rules: rules)
         }
         // swunison's own files are out whatever `ignorenot` says.
@@ -418,19 +419,6 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         watching.withLock { if $0 === subscription { $0 = nil } }
     }
 
-    /// Runs a change of `path` made by this replica, telling the watch (if any) before and
-    /// after, so that its events are not reported back as somebody else's change.
-    /// The subtrees covered by `a` or `b`, none beneath another (both non-empty lists; an empty
-    /// list is the whole root and covers everything).
-    static func union(_ a: [RelativePath], _ b: [RelativePath]) -> [RelativePath] {
-        if b.isEmpty || b.contains(where: \.isRoot) { return [] }
-        var out: [RelativePath] = []
-        for p in (a + b).sorted() where !(out.last.map { p.isDescendant(orEqualTo: $0) } ?? false) {
-            out.append(p)
-        }
-        return out
-    }
-
     /// Why a change of `path` (replacing `replacing`) is refused, or nil: it is swunison's own
     /// (``OwnState``), or it lies outside what the scans covered (outside the scanned subtrees,
     /// ignored, beneath an ignored directory, a temporary name; nothing is refused that way
@@ -441,8 +429,10 @@ public final class LocalReplica: StagesBaselineUpdates, @unchecked Sendable {
         return .other("\(path): not changed: it is \(reason) (a client never asks that of an honest replica)")
     }
 
-    /// Refuses a change of swunison's own files (see ``OwnState``); `replacing` is what the
-    /// change removes (a directory removed could hold some).
+    /// Runs a change of `path` made by this replica, telling the watch (if any) before and
+    /// after, so that its events are not reported back as somebody else's change. Refuses it
+    /// first when ``refusal(of:replacing:)`` says so; `replacing` is what the change removes (a
+    /// directory removed could hold some).
     private func ownChange<T: Sendable>(_ path: RelativePath, replacing: Entry?, leaves state: @escaping (T) -> Entry? = { $0 as? Entry },
                                         _ body: () async throws -> T) async throws -> T {
         if let refusal = refusal(of: path, replacing: replacing) { throw refusal }

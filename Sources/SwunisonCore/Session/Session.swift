@@ -92,7 +92,7 @@ public final class Session: Sendable {
             // Rescan the directories of the failed paths, not just the paths: a transfer cut off
             // by a lost connection leaves its temp file beside its target, and the scan of that
             // directory is what removes it once its owner is gone.
-            paths = minimalSubtrees(retryPaths.map(retryScope))
+            paths = RelativePath.minimalSubtrees(retryPaths.map(retryScope))
         }
         return summary
     }
@@ -511,16 +511,6 @@ public final class Session: Sendable {
         return path
     }
 
-    /// The smallest set of subtrees covering `paths` (a retry rescans only these); empty (the
-    /// whole tree) when the root itself is among them.
-    private func minimalSubtrees(_ paths: [RelativePath]) -> [RelativePath] {
-        if paths.contains(where: \.isRoot) { return [] }
-        var out: [RelativePath] = []
-        for p in paths.sorted() where !(out.last.map { p.isDescendant(orEqualTo: $0) } ?? false) {
-            out.append(p)
-        }
-        return out
-    }
 }
 
 /// A duration as `1.234 s`, for the log.
